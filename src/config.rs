@@ -1,0 +1,115 @@
+//! Configuration: every flag, its environment twin and its default, read in this one place.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// userd: a fast, sturdy Users API server.
+///
+/// Every flag can also be set through the environment variable named in its help; a flag on
+/// the command line wins over the variable.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "userd", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (the real one is printed at start).
+    #[arg(long, env = "USERD_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Worker threads for the runtime [default: the CPUs this process may run on].
+    #[arg(long, env = "USERD_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+
+    /// Store shards, a power of two [default: 4 x the CPUs this process may run on, rounded up
+    /// to a power of two].
+    #[arg(long, env = "USERD_SHARDS", value_parser = parse_shards)]
+    pub shards: Option<usize>,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "USERD_MAX_BODY", default_value_t = 64 * 1024)]
+    pub max_body: usize,
+
+    /// Keep users in memory only (they are gone when the process ends).
+    #[arg(long, env = "USERD_IN_MEMORY")]
+    pub in_memory: bool,
+
+    /// Most connections served at once; further clients wait in the listen backlog.
+    #[arg(long, env = "USERD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Seconds a client has to send a request's headers (also how long an idle keep-alive
+    /// connection is kept open).
+    #[arg(long, env = "USERD_HEADER_TIMEOUT", default_value_t = 30)]
+    pub header_timeout: u64,
+
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "USERD_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+}
+
+fn parse_shards(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if n == 0 || !n.is_power_of_two() || n > 1 << 16 {
+        return Err("must be a power of two between 1 and 65536".into());
+    }
+    Ok(n)
+}
+
+/// The CPUs this process may run on (its affinity mask and cgroup quota, as the OS reports).
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Config {
+    /// Reads the flags and environment of this process; exits with a usage message on error.
+    pub fn from_env() -> Self {
+        Config::parse()
+    }
+
+    /// Worker threads: `--threads`, or one per available CPU.
+    pub fn worker_threads(&self) -> usize {
+        self.threads.map_or_else(available_cpus, usize::from)
+    }
+
+    /// Store shards: `--shards`, or 4 x the available CPUs rounded up to a power of two.
+    pub fn shard_count(&self) -> usize {
+        self.shards
+            .unwrap_or_else(|| (4 * available_cpus()).next_power_of_two())
+    }
+
+    /// How long a client has to send a request's headers.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout)
+    }
+
+    /// How long shutdown waits for in-flight requests.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::try_parse_from(["userd"]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.max_body, 65536);
+        assert!(c.shard_count().is_power_of_two());
+        assert!(c.worker_threads() >= 1);
+    }
+
+    #[test]
+    fn shards_must_be_a_power_of_two() {
+        assert!(Config::try_parse_from(["userd", "--shards", "6"]).is_err());
+        assert!(Config::try_parse_from(["userd", "--shards", "0"]).is_err());
+        let c = Config::try_parse_from(["userd", "--shards", "64"]).unwrap();
+        assert_eq!(c.shard_count(), 64);
+    }
+
+    #[test]
+    fn threads_must_be_positive() {
+        assert!(Config::try_parse_from(["userd", "--threads", "0"]).is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! HTTP glue: each handler checks what HTTP requires of the request, borrows its input, calls
+//! the rules ([`crate::users`]) and the store, and writes the answer. No rule of the domain
+//! lives here.
+//!
+//! [`App`] is the whole application as a function from request to response, independent of
+//! any socket: the server drives it over hyper connections, benches and tests call it directly.
+
+mod health;
+mod json;
+mod users;
+
+use crate::response::{self, ApiError, ApiResponse};
+use crate::router::{Endpoint, Router};
+use crate::store::UserStore;
+use bytes::Bytes;
+use hyper::header::{HeaderValue, ALLOW};
+use hyper::{Request, StatusCode};
+
+/// The application: the route table, the store and the request limits.
+pub struct App<S> {
+    router: Router,
+    store: S,
+    /// Largest request body accepted, in bytes (`--max-body`).
+    max_body: usize,
+}
+
+impl<S: UserStore> App<S> {
+    /// An application serving `store`, refusing request bodies over `max_body` bytes.
+    pub fn new(store: S, max_body: usize) -> Self {
+        App {
+            router: Router::new(),
+            store,
+            max_body,
+        }
+    }
+
+    /// The store behind the application.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Answers one request. Never fails: every error becomes its envelope here.
+    pub async fn handle<B>(&self, req: Request<B>) -> ApiResponse
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+    {
+        let (head, body) = req.into_parts();
+        let answer = match self.router.route(&head.method, head.uri.path()) {
+            Ok(Endpoint::GetUser(id)) => users::get(&self.store, id).await,
+            Ok(Endpoint::CreateUser) => {
+                let doc = json::read_body(&head.headers, body, self.max_body).await;
+                match doc {
+                    Ok(doc) => users::create(&self.store, &doc).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Ok(Endpoint::Health) => Ok(health::get()),
+            Ok(Endpoint::Options(allow)) => Ok(options(allow)),
+            Err(e) => Err(e),
+        };
+        answer.unwrap_or_else(ApiError::into_response)
+    }
+}
+
+/// `OPTIONS`: 204 with the route's methods in `Allow`.
+fn options(allow: &'static str) -> ApiResponse {
+    let mut res = response::empty(StatusCode::NO_CONTENT);
+    res.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    res
+}

@@ -1,0 +1,261 @@
+//! The JSON envelope `{"ok":..,"data":..,"error":..}` and the one error type.
+//!
+//! # Error policy
+//!
+//! Every way a request can fail is an [`ApiError`], and this module alone turns one into a
+//! status, headers and an envelope. Client errors (4xx) carry a message written for the client.
+//! Server errors (5xx) are logged in full where they happen and answered with a fixed message
+//! that gives away no internals. Errors on hot paths (an unknown user, an unknown path) cost
+//! no allocation: their bodies are static bytes.
+
+use bytes::{Buf, Bytes};
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use std::io::IoSlice;
+
+/// Every response body userd writes.
+pub type Body = Full<Envelope>;
+
+/// Every response userd writes.
+pub type ApiResponse = Response<Body>;
+
+const OK_HEAD: &[u8] = br#"{"ok":true,"data":"#;
+const OK_TAIL: &[u8] = br#","error":null}"#;
+const ERR_HEAD: &[u8] = br#"{"ok":false,"data":null,"error":"#;
+const ERR_TAIL: &[u8] = b"}";
+
+/// Builds the whole error envelope for a message that needs no JSON escaping, at compile time.
+macro_rules! static_error {
+    ($msg:literal) => {
+        concat!(r#"{"ok":false,"data":null,"error":""#, $msg, r#""}"#).as_bytes()
+    };
+}
+
+/// A response body in up to three parts: the envelope's head, the data, the envelope's tail.
+///
+/// A user's JSON is stored once, without the envelope; answering a read is then a refcount bump
+/// on those bytes between two static slices, with no copy and no serialization. The parts go to
+/// the socket as one vectored write.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    parts: [Bytes; 3],
+}
+
+impl Envelope {
+    /// `{"ok":true,"data":<data>,"error":null}`, where `data` is already JSON.
+    pub fn ok(data: Bytes) -> Self {
+        Envelope {
+            parts: [Bytes::from_static(OK_HEAD), data, Bytes::from_static(OK_TAIL)],
+        }
+    }
+
+    /// A body that is already complete.
+    pub fn whole(body: Bytes) -> Self {
+        Envelope {
+            parts: [body, Bytes::new(), Bytes::new()],
+        }
+    }
+
+    /// `{"ok":false,"data":null,"error":"<message>"}`, with the message JSON-escaped.
+    pub fn error(message: &str) -> Self {
+        let mut quoted = Vec::with_capacity(message.len() + 2);
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut quoted, message);
+        Envelope {
+            parts: [
+                Bytes::from_static(ERR_HEAD),
+                Bytes::from(quoted),
+                Bytes::from_static(ERR_TAIL),
+            ],
+        }
+    }
+
+    /// The body as one contiguous buffer (for tests and benches).
+    pub fn to_bytes(&self) -> Bytes {
+        let mut all = self.clone();
+        all.copy_to_bytes(all.remaining())
+    }
+}
+
+impl Buf for Envelope {
+    fn remaining(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.parts
+            .iter()
+            .find(|p| !p.is_empty())
+            .map_or(&[][..], |p| &p[..])
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        for part in &mut self.parts {
+            let n = cnt.min(part.len());
+            part.advance(n);
+            cnt -= n;
+        }
+        debug_assert_eq!(cnt, 0, "advanced past the end of the body");
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for part in self.parts.iter().filter(|p| !p.is_empty()) {
+            if n == dst.len() {
+                break;
+            }
+            dst[n] = IoSlice::new(part);
+            n += 1;
+        }
+        n
+    }
+}
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A JSON response with the given status and body.
+pub fn json(status: StatusCode, body: Envelope) -> ApiResponse {
+    let mut res = Response::new(Full::new(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(CONTENT_TYPE, JSON);
+    res
+}
+
+/// `200 {"ok":true,"data":<data>,"error":null}`-style response with another status if needed.
+pub fn ok(status: StatusCode, data: Bytes) -> ApiResponse {
+    json(status, Envelope::ok(data))
+}
+
+/// A response with a status and no body (204, or an `OPTIONS` answer).
+pub fn empty(status: StatusCode) -> ApiResponse {
+    let mut res = Response::new(Full::new(Envelope::default()));
+    *res.status_mut() = status;
+    res
+}
+
+/// Every way a request can fail, as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// No route has this path.
+    NotFound,
+    /// The path exists but not with this method; `allow` lists the methods it has.
+    MethodNotAllowed {
+        /// The value of the `Allow` header.
+        allow: &'static str,
+    },
+    /// No user has this id (or the id is not one userd could have issued).
+    UserNotFound,
+    /// The body is not declared as `application/json`.
+    UnsupportedMediaType,
+    /// The body is larger than `--max-body`.
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body is empty where JSON is required.
+    EmptyBody,
+    /// The body is not JSON (syntax error, invalid UTF-8, trailing bytes); the detail says where.
+    MalformedJson(String),
+    /// The body is JSON of the wrong shape (missing field, wrong type, not an object).
+    InvalidShape(String),
+    /// The fields break a rule of the domain.
+    Invalid(crate::users::Invalid),
+    /// The body could not be read from the connection.
+    BodyRead,
+    /// The store cannot serve this request now; the message says why, without internals.
+    Unavailable(&'static str),
+}
+
+impl ApiError {
+    /// The status code this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound | ApiError::UserNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::EmptyBody
+            | ApiError::MalformedJson(_)
+            | ApiError::Invalid(_)
+            | ApiError::BodyRead => StatusCode::BAD_REQUEST,
+            ApiError::InvalidShape(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The envelope for this error.
+    fn envelope(&self) -> Envelope {
+        let fixed: &'static [u8] = match self {
+            ApiError::NotFound => static_error!("Not found"),
+            ApiError::UserNotFound => static_error!("User not found"),
+            ApiError::MethodNotAllowed { .. } => static_error!("Method not allowed"),
+            ApiError::UnsupportedMediaType => {
+                static_error!("Content-Type must be application/json")
+            }
+            ApiError::EmptyBody => static_error!("Request body is empty; expected a JSON object"),
+            ApiError::BodyRead => static_error!("Could not read the request body"),
+            ApiError::PayloadTooLarge { limit } => {
+                return Envelope::error(&format!(
+                    "Request body is larger than the limit of {limit} bytes"
+                ))
+            }
+            ApiError::MalformedJson(detail) => {
+                return Envelope::error(&format!("Malformed JSON: {detail}"))
+            }
+            ApiError::InvalidShape(detail) => {
+                return Envelope::error(&format!("Invalid request body: {detail}"))
+            }
+            ApiError::Invalid(why) => return Envelope::error(why.message()),
+            ApiError::Unavailable(why) => return Envelope::error(why),
+        };
+        Envelope::whole(Bytes::from_static(fixed))
+    }
+
+    /// The whole response: status, headers and envelope.
+    pub fn into_response(self) -> ApiResponse {
+        let mut res = json(self.status(), self.envelope());
+        if let ApiError::MethodNotAllowed { allow } = self {
+            res.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        res
+    }
+}
+
+impl From<crate::users::Invalid> for ApiError {
+    fn from(why: crate::users::Invalid) -> Self {
+        ApiError::Invalid(why)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_parts_join_into_the_articles_bytes() {
+        let body = Envelope::ok(Bytes::from_static(br#""ok""#)).to_bytes();
+        assert_eq!(&body[..], br#"{"ok":true,"data":"ok","error":null}"#);
+        let body = ApiError::UserNotFound.envelope().to_bytes();
+        assert_eq!(&body[..], br#"{"ok":false,"data":null,"error":"User not found"}"#);
+    }
+
+    #[test]
+    fn error_messages_are_escaped() {
+        let body = Envelope::error("a \"quoted\"\nline").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "a \"quoted\"\nline");
+        assert_eq!(v["ok"], false);
+        assert!(v["data"].is_null());
+    }
+
+    #[test]
+    fn vectored_chunks_cover_the_body() {
+        let env = Envelope::ok(Bytes::from_static(b"1"));
+        let mut slices = [IoSlice::new(&[]); 4];
+        let n = env.chunks_vectored(&mut slices);
+        let joined: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(joined, env.to_bytes().to_vec());
+    }
+}

@@ -1,0 +1,124 @@
+//! The route table: a path picks a route through matchit, the method picks the endpoint.
+//!
+//! A path that no route has is a 404; a route asked with a method it lacks is a 405 that names
+//! the methods it has in `Allow`. `HEAD` is served wherever `GET` is (hyper drops the body and
+//! keeps the headers), and `OPTIONS` answers any route with its `Allow`.
+
+use crate::response::ApiError;
+use hyper::Method;
+
+/// What a request asks for, with its path parameters borrowed from the request's URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'p> {
+    /// `GET /health`
+    Health,
+    /// `POST /users`
+    CreateUser,
+    /// `GET /users/{id}`; the id as written in the path.
+    GetUser(&'p str),
+    /// `OPTIONS` on any route: answer with the route's `Allow`.
+    Options(&'static str),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Health,
+    Users,
+    User,
+}
+
+impl Route {
+    /// The methods this route has, as the `Allow` header lists them.
+    fn allow(self) -> &'static str {
+        match self {
+            Route::Health => "GET, HEAD, OPTIONS",
+            Route::Users => "OPTIONS, POST",
+            Route::User => "GET, HEAD, OPTIONS",
+        }
+    }
+}
+
+/// The matchit table of userd's routes.
+pub struct Router {
+    table: matchit::Router<Route>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Router {
+    /// The table with every route of the API.
+    pub fn new() -> Self {
+        let mut table = matchit::Router::new();
+        for (path, route) in [
+            ("/health", Route::Health),
+            ("/users", Route::Users),
+            ("/users/{id}", Route::User),
+        ] {
+            // The paths above are fixed and distinct; a conflict is a bug caught by every test.
+            table.insert(path, route).expect("route table conflict");
+        }
+        Router { table }
+    }
+
+    /// Resolves a method and path to an endpoint, or to the 404 / 405 to answer.
+    pub fn route<'p>(&self, method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError> {
+        let found = self.table.at(path).map_err(|_| ApiError::NotFound)?;
+        let route = *found.value;
+        match (route, method) {
+            (Route::Health, &Method::GET | &Method::HEAD) => Ok(Endpoint::Health),
+            (Route::Users, &Method::POST) => Ok(Endpoint::CreateUser),
+            (Route::User, &Method::GET | &Method::HEAD) => {
+                // The route's only parameter is `id`, so it is always there.
+                Ok(Endpoint::GetUser(found.params.get("id").unwrap_or_default()))
+            }
+            (_, &Method::OPTIONS) => Ok(Endpoint::Options(route.allow())),
+            _ => Err(ApiError::MethodNotAllowed {
+                allow: route.allow(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn routes_resolve() {
+        let r = Router::new();
+        assert_eq!(r.route(&Method::GET, "/health"), Ok(Endpoint::Health));
+        assert_eq!(r.route(&Method::HEAD, "/health"), Ok(Endpoint::Health));
+        assert_eq!(r.route(&Method::POST, "/users"), Ok(Endpoint::CreateUser));
+        assert_eq!(r.route(&Method::GET, "/users/abc"), Ok(Endpoint::GetUser("abc")));
+        assert_eq!(r.route(&Method::GET, "/nope"), Err(ApiError::NotFound));
+        assert_eq!(r.route(&Method::GET, "/users/"), Err(ApiError::NotFound));
+        assert_eq!(r.route(&Method::GET, "/users/a/b"), Err(ApiError::NotFound));
+        assert_eq!(
+            r.route(&Method::DELETE, "/health"),
+            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD, OPTIONS" })
+        );
+        assert_eq!(
+            r.route(&Method::GET, "/users"),
+            Err(ApiError::MethodNotAllowed { allow: "OPTIONS, POST" })
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_path_resolves_or_is_refused(path in "/[a-z/{}%*:.-]{0,40}") {
+            let r = Router::new();
+            for m in [Method::GET, Method::POST, Method::PUT, Method::OPTIONS] {
+                match r.route(&m, &path) {
+                    Ok(Endpoint::GetUser(id)) => prop_assert!(path.ends_with(id)),
+                    Ok(_) | Err(ApiError::NotFound) | Err(ApiError::MethodNotAllowed { .. }) => {}
+                    Err(e) => prop_assert!(false, "unexpected {:?}", e),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The rules of the Users domain, free of HTTP: what an id is, what makes a new user valid,
+//! how a user is normalised and how it is written as JSON.
+//!
+//! Values are parsed once into types that cannot be invalid ("parse, don't validate"): a
+//! [`UserId`] is always a canonical UUID v4, a [`NewUser`] always has a trimmed, non-empty name
+//! and an email with an `@`.
+
+use std::fmt;
+
+/// A user's id: a random (version 4) UUID, written lowercase and hyphenated.
+///
+/// Only that canonical 36-character form is accepted from clients, so every user has exactly
+/// one URL; any other spelling is simply an id that names no user.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct UserId(u128);
+
+/// Length of an id's canonical text form.
+pub const ID_LEN: usize = 36;
+
+impl UserId {
+    /// Returns a fresh random id.
+    pub fn random() -> Self {
+        UserId(uuid::Uuid::new_v4().as_u128())
+    }
+
+    /// Parses the canonical form (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase hex).
+    ///
+    /// Returns `None` for anything else, including uppercase or unhyphenated spellings.
+    pub fn parse(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        if b.len() != ID_LEN {
+            return None;
+        }
+        let mut value: u128 = 0;
+        for (i, &c) in b.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if c != b'-' {
+                    return None;
+                }
+                continue;
+            }
+            let nibble = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            value = (value << 4) | nibble as u128;
+        }
+        Some(UserId(value))
+    }
+
+    /// Builds an id from its 128-bit value (as stored by a backend).
+    pub fn from_u128(value: u128) -> Self {
+        UserId(value)
+    }
+
+    /// The id's 128-bit value.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// Writes the canonical text form.
+    pub fn encode(self) -> [u8; ID_LEN] {
+        let mut out = [0u8; ID_LEN];
+        uuid::Uuid::from_u128(self.0)
+            .hyphenated()
+            .encode_lower(&mut out);
+        out
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.encode();
+        // The encoding is ASCII hex and hyphens by construction.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Why a user's fields were refused. Each reason has one fixed message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Invalid {
+    /// The name is empty once trimmed.
+    NameRequired,
+    /// The email has no `@`.
+    EmailInvalid,
+}
+
+impl Invalid {
+    /// The message a client sees; the first two are the article's, word for word.
+    pub fn message(self) -> &'static str {
+        match self {
+            Invalid::NameRequired => "Name is required",
+            Invalid::EmailInvalid => "Email looks invalid",
+        }
+    }
+}
+
+/// A validated, normalised new user, borrowing from the request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NewUser<'a> {
+    name: &'a str,
+    email: &'a str,
+}
+
+impl<'a> NewUser<'a> {
+    /// Trims both fields and checks them in the article's order: the name first, then the email.
+    pub fn parse(name: &'a str, email: &'a str) -> Result<Self, Invalid> {
+        let name = name.trim();
+        let email = email.trim();
+        if name.is_empty() {
+            return Err(Invalid::NameRequired);
+        }
+        if !email.contains('@') {
+            return Err(Invalid::EmailInvalid);
+        }
+        Ok(NewUser { name, email })
+    }
+
+    /// The trimmed name.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The trimmed email.
+    pub fn email(&self) -> &'a str {
+        self.email
+    }
+
+    /// The user's JSON document, `{"id":..,"name":..,"email":..}`, in the exact bytes the
+    /// article's server writes (serde_json's escaping, fields in that order).
+    ///
+    /// This runs once per created user; reads answer from these bytes.
+    pub fn to_json(&self, id: UserId) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            id: &'a str,
+            name: &'a str,
+            email: &'a str,
+        }
+        let id_text = id.encode();
+        let doc = Doc {
+            // The encoding is ASCII by construction.
+            id: std::str::from_utf8(&id_text).unwrap_or_default(),
+            name: self.name,
+            email: self.email,
+        };
+        let mut out = Vec::with_capacity(40 + ID_LEN + self.name.len() + self.email.len());
+        // Serializing plain strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &doc);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn canonical_id_round_trips() {
+        let id = UserId::random();
+        let text = id.to_string();
+        assert_eq!(text.len(), ID_LEN);
+        assert_eq!(UserId::parse(&text), Some(id));
+        assert_eq!(uuid::Uuid::parse_str(&text).unwrap().get_version_num(), 4);
+    }
+
+    #[test]
+    fn other_spellings_are_not_ids() {
+        let text = UserId::random().to_string();
+        assert_eq!(UserId::parse(&text.to_uppercase()), None);
+        assert_eq!(UserId::parse(&text.replace('-', "")), None);
+        assert_eq!(UserId::parse(&format!("{{{text}}}")), None);
+        assert_eq!(UserId::parse(""), None);
+    }
+
+    #[test]
+    fn validation_keeps_the_articles_order_and_messages() {
+        assert_eq!(NewUser::parse("  ", "nope"), Err(Invalid::NameRequired));
+        assert_eq!(NewUser::parse("Ann", "nope"), Err(Invalid::EmailInvalid));
+        let u = NewUser::parse("  Ann ", "\tann@example.com\n").unwrap();
+        assert_eq!((u.name(), u.email()), ("Ann", "ann@example.com"));
+        assert_eq!(Invalid::NameRequired.message(), "Name is required");
+        assert_eq!(Invalid::EmailInvalid.message(), "Email looks invalid");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_agrees_with_the_uuid_crate_on_canonical_text(s in "[0-9a-fA-F-]{30,40}") {
+            let ours = UserId::parse(&s);
+            let canonical = uuid::Uuid::try_parse(&s)
+                .ok()
+                .filter(|u| u.hyphenated().to_string() == s);
+            prop_assert_eq!(ours.map(|u| u.as_u128()), canonical.map(|u| u.as_u128()));
+        }
+
+        #[test]
+        fn parse_never_panics(s in ".*") {
+            let _ = UserId::parse(&s);
+        }
+
+        #[test]
+        fn json_is_what_serde_writes(name in ".*", email in ".*") {
+            if let Ok(u) = NewUser::parse(&name, &email) {
+                let id = UserId::random();
+                let doc: serde_json::Value = serde_json::from_slice(&u.to_json(id)).unwrap();
+                prop_assert_eq!(doc["id"].as_str().unwrap(), id.to_string());
+                prop_assert_eq!(doc["name"].as_str().unwrap(), name.trim());
+                prop_assert_eq!(doc["email"].as_str().unwrap(), email.trim());
+            }
+        }
+    }
+}
