@@ -194,6 +194,20 @@ impl MemoryStore {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// Calls `f` with every stored user's id and document, one shard at a time.
+    ///
+    /// Holds one shard's read lock while it walks that shard, so writers to that shard wait
+    /// for the walk of its (1/N of the) users; writers to other shards do not wait at all.
+    pub fn for_each(&self, mut f: impl FnMut(UserId, &[u8])) {
+        for shard in self.shards.iter() {
+            let shard = read(&shard.0);
+            for (key, &loc) in &shard.index {
+                let id = UserId::from_u128(((key.hi as u128) << 64) | key.lo as u128);
+                f(id, &shard.arena.read(loc));
+            }
+        }
+    }
 }
 
 /// Takes a read lock. A panic while a lock was held cannot leave a shard half-updated (no
