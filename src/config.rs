@@ -1,7 +1,9 @@
 //! Configuration: every flag, its environment twin and its default, read in this one place.
 
+use crate::store::log::{self, CrashPoint, SyncMode};
 use clap::Parser;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// userd: a fast, sturdy Users API server.
@@ -31,6 +33,32 @@ pub struct Config {
     /// Keep users in memory only (they are gone when the process ends).
     #[arg(long, env = "USERD_IN_MEMORY")]
     pub in_memory: bool,
+
+    /// Directory of the durable store: log segments, snapshots, a lock file (created if
+    /// missing; unused with --in-memory).
+    #[arg(long, env = "USERD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// When a write is acknowledged: `always` after an fdatasync (shared by concurrent
+    /// writers), `interval` after the write with an fdatasync about every 100 ms, `none` after
+    /// the write, leaving the flush to the OS.
+    #[arg(long, env = "USERD_SYNC", default_value = "always")]
+    pub sync: SyncMode,
+
+    /// Log bytes after which userd starts a new segment and writes a snapshot of every user
+    /// (then deletes the segments the snapshot replaces).
+    #[arg(long, env = "USERD_COMPACT_BYTES", default_value_t = log::DEFAULT_COMPACT_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub compact_bytes: u64,
+
+    /// Start even if a file in the data directory is damaged: cut it at the damage, keeping
+    /// every sound record before it (without this flag userd refuses to start).
+    #[arg(long, env = "USERD_SALVAGE")]
+    pub salvage: bool,
+
+    /// For tests: abort the process at a named point of writing a snapshot.
+    #[arg(long, env = "USERD_CRASH_AT", hide = true)]
+    pub crash_at: Option<CrashPoint>,
 
     /// Most connections served at once; further clients wait in the listen backlog.
     #[arg(long, env = "USERD_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -85,6 +113,17 @@ impl Config {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout)
     }
+
+    /// How the durable store writes.
+    pub fn log_options(&self) -> log::Options {
+        log::Options {
+            sync: self.sync,
+            compact_bytes: self.compact_bytes,
+            salvage: self.salvage,
+            crash_at: self.crash_at,
+            faults: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +137,20 @@ mod tests {
         assert_eq!(c.max_body, 65536);
         assert!(c.shard_count().is_power_of_two());
         assert!(c.worker_threads() >= 1);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.sync, SyncMode::Always);
+        assert_eq!(c.compact_bytes, log::DEFAULT_COMPACT_BYTES);
+        assert!(!c.in_memory && !c.salvage && c.crash_at.is_none());
+    }
+
+    #[test]
+    fn sync_modes_and_crash_points_parse() {
+        let c = Config::try_parse_from(["userd", "--sync", "interval"]).unwrap();
+        assert_eq!(c.sync, SyncMode::Interval);
+        assert!(Config::try_parse_from(["userd", "--sync", "sometimes"]).is_err());
+        let c = Config::try_parse_from(["userd", "--crash-at", "snapshot-renamed"]).unwrap();
+        assert_eq!(c.crash_at, Some(CrashPoint::SnapshotRenamed));
+        assert!(Config::try_parse_from(["userd", "--compact-bytes", "0"]).is_err());
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! `userd`: parse the configuration, build the runtime, bind, serve until SIGTERM or SIGINT.
+//! `userd`: parse the configuration, open the store (recovering it from disk unless
+//! `--in-memory`), build the runtime, bind, serve until SIGTERM or SIGINT.
 
 use std::io::Write;
 use userd::config::Config;
 use userd::server::{self, Settings};
-use userd::store::MemoryStore;
+use userd::store::{LogStore, MemoryStore, UserStore};
 use userd::App;
 
 fn main() {
@@ -12,7 +13,9 @@ fn main() {
     // One thread: a current-thread runtime, with no work-stealing bookkeeping and no wake-ups
     // across threads. More: the work-stealing runtime spreads connections over the cores.
     let runtime = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -23,18 +26,30 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => fail(&format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(serve(config));
+    let memory = MemoryStore::new(config.shard_count());
+    if config.in_memory {
+        runtime.block_on(serve(&config, memory));
+        return;
+    }
+    let store = match LogStore::open(&config.data_dir, memory, config.log_options()) {
+        Ok(store) => store,
+        Err(e) => fail(&format!("cannot open the data directory: {e}")),
+    };
+    let app = runtime.block_on(serve(&config, store));
+    // Commit what is queued and fsync before the process ends (it matters for --sync
+    // interval and none; with always everything acknowledged is already on disk).
+    app.store().close();
 }
 
-async fn serve(config: Config) {
+/// Binds, serves `store` until SIGTERM or SIGINT, and returns the application.
+async fn serve<S: UserStore>(config: &Config, store: S) -> &'static App<S> {
     let listener = match tokio::net::TcpListener::bind(config.addr).await {
         Ok(l) => l,
         Err(e) => fail(&format!("cannot listen on {}: {e}", config.addr)),
     };
     let addr = listener.local_addr().unwrap_or(config.addr);
-    let store = MemoryStore::new(config.shard_count());
     // The application lives as long as the process; see `server::run`.
-    let app: &'static App<MemoryStore> = Box::leak(Box::new(App::new(store, config.max_body)));
+    let app: &'static App<S> = Box::leak(Box::new(App::new(store, config.max_body)));
     let settings = Settings {
         max_connections: config.max_connections,
         header_timeout: config.header_timeout(),
@@ -43,6 +58,7 @@ async fn serve(config: Config) {
     println!("listening on http://{addr}");
     let _ = std::io::stdout().flush();
     server::run(listener, app, settings, server::shutdown_signal()).await;
+    app
 }
 
 fn fail(message: &str) -> ! {

@@ -32,28 +32,34 @@ macro_rules! static_error {
     };
 }
 
-/// A response body in up to three parts: the envelope's head, the data, the envelope's tail.
+/// A response body in three parts: the envelope's static head, the data, the static tail.
 ///
 /// A user's JSON is stored once, without the envelope; answering a read is then a refcount bump
-/// on those bytes between two static slices, with no copy and no serialization. The parts go to
-/// the socket as one vectored write.
+/// on those bytes between two static slices, with no copy and no serialization. hyper writes
+/// the parts out with the headers in one system call.
 #[derive(Debug, Clone, Default)]
 pub struct Envelope {
-    parts: [Bytes; 3],
+    head: &'static [u8],
+    data: Bytes,
+    tail: &'static [u8],
 }
 
 impl Envelope {
     /// `{"ok":true,"data":<data>,"error":null}`, where `data` is already JSON.
     pub fn ok(data: Bytes) -> Self {
         Envelope {
-            parts: [Bytes::from_static(OK_HEAD), data, Bytes::from_static(OK_TAIL)],
+            head: OK_HEAD,
+            data,
+            tail: OK_TAIL,
         }
     }
 
     /// A body that is already complete.
     pub fn whole(body: Bytes) -> Self {
         Envelope {
-            parts: [body, Bytes::new(), Bytes::new()],
+            head: b"",
+            data: body,
+            tail: b"",
         }
     }
 
@@ -63,11 +69,9 @@ impl Envelope {
         // Writing a &str into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut quoted, message);
         Envelope {
-            parts: [
-                Bytes::from_static(ERR_HEAD),
-                Bytes::from(quoted),
-                Bytes::from_static(ERR_TAIL),
-            ],
+            head: ERR_HEAD,
+            data: Bytes::from(quoted),
+            tail: ERR_TAIL,
         }
     }
 
@@ -80,28 +84,35 @@ impl Envelope {
 
 impl Buf for Envelope {
     fn remaining(&self) -> usize {
-        self.parts.iter().map(Bytes::len).sum()
+        self.head.len() + self.data.len() + self.tail.len()
     }
 
     fn chunk(&self) -> &[u8] {
-        self.parts
-            .iter()
-            .find(|p| !p.is_empty())
-            .map_or(&[][..], |p| &p[..])
+        if !self.head.is_empty() {
+            self.head
+        } else if !self.data.is_empty() {
+            &self.data
+        } else {
+            self.tail
+        }
     }
 
     fn advance(&mut self, mut cnt: usize) {
-        for part in &mut self.parts {
-            let n = cnt.min(part.len());
-            part.advance(n);
-            cnt -= n;
-        }
-        debug_assert_eq!(cnt, 0, "advanced past the end of the body");
+        let n = cnt.min(self.head.len());
+        self.head = &self.head[n..];
+        cnt -= n;
+        let n = cnt.min(self.data.len());
+        self.data.advance(n);
+        cnt -= n;
+        let n = cnt.min(self.tail.len());
+        self.tail = &self.tail[n..];
+        debug_assert_eq!(cnt - n, 0, "advanced past the end of the body");
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let parts = [self.head, &self.data[..], self.tail];
         let mut n = 0;
-        for part in self.parts.iter().filter(|p| !p.is_empty()) {
+        for part in parts.into_iter().filter(|p| !p.is_empty()) {
             if n == dst.len() {
                 break;
             }
@@ -238,7 +249,10 @@ mod tests {
         let body = Envelope::ok(Bytes::from_static(br#""ok""#)).to_bytes();
         assert_eq!(&body[..], br#"{"ok":true,"data":"ok","error":null}"#);
         let body = ApiError::UserNotFound.envelope().to_bytes();
-        assert_eq!(&body[..], br#"{"ok":false,"data":null,"error":"User not found"}"#);
+        assert_eq!(
+            &body[..],
+            br#"{"ok":false,"data":null,"error":"User not found"}"#
+        );
     }
 
     #[test]

@@ -71,10 +71,7 @@ impl Router {
         match (route, method) {
             (Route::Health, &Method::GET | &Method::HEAD) => Ok(Endpoint::Health),
             (Route::Users, &Method::POST) => Ok(Endpoint::CreateUser),
-            (Route::User, &Method::GET | &Method::HEAD) => {
-                // The route's only parameter is `id`, so it is always there.
-                Ok(Endpoint::GetUser(found.params.get("id").unwrap_or_default()))
-            }
+            (Route::User, &Method::GET | &Method::HEAD) => Ok(Endpoint::GetUser(user_id(path))),
             (_, &Method::OPTIONS) => Ok(Endpoint::Options(route.allow())),
             _ => Err(ApiError::MethodNotAllowed {
                 allow: route.allow(),
@@ -82,6 +79,17 @@ impl Router {
         }
     }
 }
+
+/// The `{id}` of a path that matched `/users/{id}`: everything after the prefix, since the
+/// parameter is the route's last segment and cannot contain a `/`.
+///
+/// Taken straight from the path (already a `&str`) rather than through matchit's `Params`,
+/// which re-validates the parameter as UTF-8: 175 instructions per GET, 2% of the request.
+fn user_id(path: &str) -> &str {
+    path.get(USER_PREFIX.len()..).unwrap_or_default()
+}
+
+const USER_PREFIX: &str = "/users/";
 
 #[cfg(test)]
 mod tests {
@@ -94,21 +102,38 @@ mod tests {
         assert_eq!(r.route(&Method::GET, "/health"), Ok(Endpoint::Health));
         assert_eq!(r.route(&Method::HEAD, "/health"), Ok(Endpoint::Health));
         assert_eq!(r.route(&Method::POST, "/users"), Ok(Endpoint::CreateUser));
-        assert_eq!(r.route(&Method::GET, "/users/abc"), Ok(Endpoint::GetUser("abc")));
+        assert_eq!(
+            r.route(&Method::GET, "/users/abc"),
+            Ok(Endpoint::GetUser("abc"))
+        );
         assert_eq!(r.route(&Method::GET, "/nope"), Err(ApiError::NotFound));
         assert_eq!(r.route(&Method::GET, "/users/"), Err(ApiError::NotFound));
         assert_eq!(r.route(&Method::GET, "/users/a/b"), Err(ApiError::NotFound));
         assert_eq!(
             r.route(&Method::DELETE, "/health"),
-            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD, OPTIONS" })
+            Err(ApiError::MethodNotAllowed {
+                allow: "GET, HEAD, OPTIONS"
+            })
         );
         assert_eq!(
             r.route(&Method::GET, "/users"),
-            Err(ApiError::MethodNotAllowed { allow: "OPTIONS, POST" })
+            Err(ApiError::MethodNotAllowed {
+                allow: "OPTIONS, POST"
+            })
         );
     }
 
     proptest! {
+        #[test]
+        fn the_id_is_matchits_parameter(id in "[^/]{1,40}") {
+            let path = format!("/users/{id}");
+            let r = Router::new();
+            let found = r.table.at(&path);
+            prop_assume!(found.is_ok());
+            let found = found.unwrap();
+            prop_assert_eq!(found.params.get("id"), Some(user_id(&path)));
+        }
+
         #[test]
         fn any_path_resolves_or_is_refused(path in "/[a-z/{}%*:.-]{0,40}") {
             let r = Router::new();

@@ -104,7 +104,9 @@ pub async fn run<S: UserStore>(
         // Responses are small and written whole: send them now, not after the client's
         // delayed ACK (Nagle's algorithm would hold a pipelined tail for up to 40 ms).
         let _ = stream.set_nodelay(true);
-        let service = service_fn(move |req: Request<Incoming>| async move { Ok::<_, Infallible>(app.handle(req).await) });
+        let service = service_fn(move |req: Request<Incoming>| async move {
+            Ok::<_, Infallible>(app.handle(req).await)
+        });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A connection error is the client's business (reset, timeout, bad request line);

@@ -208,6 +208,17 @@ impl MemoryStore {
             }
         }
     }
+
+    /// Removes a user; returns true if and only if it was stored. Takes the shard's write lock
+    /// for one map removal; the document's bytes stay in the arena, unreachable.
+    pub fn remove_now(&self, id: UserId) -> bool {
+        let key = Key::of(id);
+        let removed = write(self.shard(key)).index.remove(&key).is_some();
+        if removed {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
 }
 
 /// Takes a read lock. A panic while a lock was held cannot leave a shard half-updated (no
@@ -247,7 +258,12 @@ mod tests {
     fn documents_come_back_byte_for_byte_across_chunks() {
         let store = MemoryStore::new(4);
         let ids: Vec<(UserId, Vec<u8>)> = (0..5000)
-            .map(|i| (UserId::random(), format!("{{\"n\":{i}}}").repeat(i % 7 + 1).into_bytes()))
+            .map(|i| {
+                (
+                    UserId::random(),
+                    format!("{{\"n\":{i}}}").repeat(i % 7 + 1).into_bytes(),
+                )
+            })
             .collect();
         for (id, doc) in &ids {
             store.insert_now(*id, doc);

@@ -12,8 +12,10 @@ use crate::users::UserId;
 use bytes::Bytes;
 use std::future::Future;
 
+pub mod log;
 pub mod memory;
 
+pub use log::LogStore;
 pub use memory::MemoryStore;
 
 /// Why a store could not do what was asked.

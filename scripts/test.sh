@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The one test command of userd, for people and CI alike (.ci/run calls it):
+#
+#   scripts/test.sh
+#
+# It checks formatting, lints every target, runs every test (unit, integration, doc) and runs
+# each criterion bench once as a smoke test (`cargo test --all-targets` does that; measuring
+# is `cargo bench` or scripts/bench.sh). It works on a fresh clone on a fresh Debian machine
+# with a Rust toolchain: whatever else it needs it installs with apt-get when run as root, or
+# names and stops when not. Throwaway servers it starts (later: nginx, PostgreSQL) listen on
+# free loopback ports, keep their files in a temporary directory, and are stopped on exit.
+#
+# Budget: under 15 minutes on 2 cores from a cold cargo cache.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+SUITE_START=$SECONDS
+
+step "toolchain"
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo is not installed; install Rust with rustup (https://rustup.rs)." >&2
+    exit 1
+fi
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    if ! command -v rustup >/dev/null 2>&1; then
+        echo "error: rustfmt or clippy is missing and there is no rustup to add them." >&2
+        exit 1
+    fi
+    rustup component add rustfmt clippy
+fi
+cargo --version
+cargo fmt --version
+cargo clippy --version
+
+step "format (cargo fmt --check)"
+# rustfmt colours its diff even into a log file unless told not to.
+cargo fmt --all -- --check --color "$([[ $CARGO_TERM_COLOR == never ]] && echo never || echo auto)"
+
+step "lint (cargo clippy --all-targets -D warnings)"
+cargo clippy --all-targets -- -D warnings
+
+step "tests and bench smoke run (cargo test --all-targets)"
+# --no-fail-fast: one failing test binary still lets the others run, so one CI run shows every
+# failure. Criterion benches run here in test mode: each bench once, in a second or two.
+cargo test --all-targets --no-fail-fast
+
+step "doc tests (cargo test --doc)"
+cargo test --doc
+
+# --- Later steps go here. -------------------------------------------------------------------
+# A step that needs a real server starts it on a free loopback port with its files under $TMP,
+# and lets cleanup stop it. For example, nginx in front of userd:
+#
+#   step "nginx in front of userd"
+#   need_pkg nginx nginx
+#   port=$(free_port)
+#   mkdir -p "$TMP/nginx"
+#   sed "s/@PORT@/$port/" scripts/nginx.conf >"$TMP/nginx/nginx.conf"
+#   start_bg nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;'
+#   wait_port "$port"
+#   USERD_NGINX_URL="http://127.0.0.1:$port" cargo test --test api -- --ignored nginx
+#
+# and PostgreSQL (need_pkg initdb does not work: initdb lives in /usr/lib/postgresql/*/bin):
+#
+#   need_pkg pg_ctlcluster postgresql
+#   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+#   port=$(free_port)
+#   "$PG_BIN/initdb" -D "$TMP/pg" -A trust -U postgres   # as a non-root user (runuser -u ...)
+#   start_bg postgres "$PG_BIN/postgres" -D "$TMP/pg" -p "$port" -k "$TMP" -c listen_addresses=127.0.0.1
+#   wait_port "$port"
+# ---------------------------------------------------------------------------------------------
+
+step_done
+printf '\n==> all steps passed in %ss\n' "$((SECONDS - SUITE_START))"
+printf '%s\n' "${STEP_TIMES[@]}"

@@ -1,0 +1,174 @@
+//! Test hooks: disk faults injected into the writer, and named points where the process may
+//! be made to crash.
+//!
+//! Neither costs anything when unused: the writer checks for faults only if a [`Faults`] was
+//! given to [`super::LogStore::open`], and a crash point is one comparison of an `Option`.
+
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+/// The error a fault makes the disk return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// `EIO`: the device failed.
+    Io,
+    /// `ENOSPC`: the file system is full.
+    DiskFull,
+}
+
+impl FaultKind {
+    fn error(self) -> io::Error {
+        // Linux's numbers; std maps them to `ErrorKind` (ENOSPC to `StorageFull`), which is
+        // all the writer looks at.
+        const EIO: i32 = 5;
+        const ENOSPC: i32 = 28;
+        io::Error::from_raw_os_error(match self {
+            FaultKind::Io => EIO,
+            FaultKind::DiskFull => ENOSPC,
+        })
+    }
+}
+
+/// One armed fault: how many more operations succeed first, and the error after them.
+type Armed = Option<(u64, FaultKind)>;
+
+/// Faults to inject into a log store's segment writes and fsyncs, armed by a test while the
+/// store serves; share it by cloning.
+///
+/// A write fault writes all of the batch but its last byte and then fails, as a disk that
+/// fills up mid-write does, so the segment is left with a torn tail for recovery to cut. An fsync
+/// fault fails after the data reached the page cache, as a failing device does: the records
+/// may or may not survive, and they are never acknowledged.
+#[derive(Clone, Default, Debug)]
+pub struct Faults(Arc<Mutex<[Armed; 2]>>);
+
+const WRITE: usize = 0;
+const SYNC: usize = 1;
+
+impl Faults {
+    /// No faults armed yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lets `after` more segment writes succeed, then fails the next one with `kind`.
+    pub fn fail_write(&self, after: u64, kind: FaultKind) {
+        self.arm(WRITE, after, kind);
+    }
+
+    /// Lets `after` more segment fsyncs succeed, then fails the next one with `kind`.
+    pub fn fail_sync(&self, after: u64, kind: FaultKind) {
+        self.arm(SYNC, after, kind);
+    }
+
+    fn arm(&self, which: usize, after: u64, kind: FaultKind) {
+        let mut armed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        armed[which] = Some((after, kind));
+    }
+
+    /// Called before a segment write: the error to fail it with, if a fault fires now.
+    pub(super) fn on_write(&self) -> Option<io::Error> {
+        self.fire(WRITE)
+    }
+
+    /// Called before a segment fsync: the error to fail it with, if a fault fires now.
+    pub(super) fn on_sync(&self) -> Option<io::Error> {
+        self.fire(SYNC)
+    }
+
+    fn fire(&self, which: usize) -> Option<io::Error> {
+        let mut armed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match armed[which] {
+            Some((0, kind)) => {
+                armed[which] = None;
+                Some(kind.error())
+            }
+            Some((n, kind)) => {
+                armed[which] = Some((n - 1, kind));
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+/// A point in snapshotting where `--crash-at` makes userd abort, as if the power went or the
+/// process was killed there: tests restart it and check that nothing acknowledged is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// The snapshot's temporary file is written and fsynced, not yet renamed.
+    SnapshotWritten,
+    /// The snapshot is renamed into place; the directory is not yet fsynced.
+    SnapshotRenamed,
+    /// The segments and snapshots the new snapshot covers are deleted.
+    SnapshotCleaned,
+}
+
+const POINTS: [(CrashPoint, &str); 3] = [
+    (CrashPoint::SnapshotWritten, "snapshot-written"),
+    (CrashPoint::SnapshotRenamed, "snapshot-renamed"),
+    (CrashPoint::SnapshotCleaned, "snapshot-cleaned"),
+];
+
+impl CrashPoint {
+    /// Aborts the process if `armed` is this point.
+    pub(super) fn check(self, armed: Option<CrashPoint>) {
+        if armed == Some(self) {
+            eprintln!("userd: crash point {self} reached; aborting");
+            std::process::abort();
+        }
+    }
+}
+
+impl fmt::Display for CrashPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = POINTS
+            .iter()
+            .find(|(p, _)| p == self)
+            .map_or("?", |(_, n)| n);
+        f.write_str(name)
+    }
+}
+
+impl FromStr for CrashPoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        POINTS
+            .iter()
+            .find(|(_, name)| *name == s)
+            .map(|(p, _)| *p)
+            .ok_or_else(|| {
+                let names: Vec<&str> = POINTS.iter().map(|(_, n)| *n).collect();
+                format!("unknown crash point; one of: {}", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_fires_once_after_its_count() {
+        let faults = Faults::new();
+        faults.fail_sync(2, FaultKind::DiskFull);
+        assert!(faults.on_sync().is_none());
+        assert!(faults.on_sync().is_none());
+        let err = faults.on_sync().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert!(faults.on_sync().is_none());
+        assert!(faults.on_write().is_none());
+    }
+
+    #[test]
+    fn crash_points_parse_from_their_names() {
+        for (point, name) in POINTS {
+            assert_eq!(name.parse::<CrashPoint>(), Ok(point));
+            assert_eq!(point.to_string(), name);
+        }
+        assert!("nowhere".parse::<CrashPoint>().is_err());
+    }
+}

@@ -1,0 +1,398 @@
+//! The writer thread: group commit, segment rotation, and the failure policy.
+//!
+//! One OS thread owns the active segment. Requests queue on a channel; each turn the writer
+//! takes everything queued and writes it with one `pwrite`. With `--sync always` it then
+//! starts an fdatasync on an fsync thread (see [`super::sync`]) and goes on taking requests;
+//! when the fsync returns, the writer applies the batch's records to memory, then
+//! acknowledges them. So while one fsync runs the next batch gathers, and the fsyncs per user
+//! fall as concurrency grows. With `interval` and `none`, a batch is applied and acknowledged
+//! right after its write.
+//!
+//! Applying after the fsync means a reader never sees a user that is not yet durable, and
+//! applying on this thread, in log order and before the next segment starts, means a snapshot
+//! taken after a rotation holds every record of the segments before it.
+
+use super::faults::Faults;
+use super::files;
+use super::record::{self, Record};
+use super::snapshot::{self, Taken};
+use super::sync::Syncers;
+use super::{Options, SyncMode};
+use crate::store::{MemoryStore, StoreError};
+use crate::users::UserId;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// The answer to a write: `Ok` once it is durable as `--sync` promises.
+pub type Ack = oneshot::Sender<Result<(), StoreError>>;
+
+/// What the store asks of the writer.
+pub enum Job {
+    /// Store a new user.
+    Create(UserId, Bytes, Ack),
+    /// Commit what is queued, fsync, wait for a running snapshot, and stop.
+    Close,
+    /// Fsync thread `syncer` finished its fsync `ticket`.
+    Synced {
+        /// Which fsync thread.
+        syncer: usize,
+        /// Which fsync, in the order they were started.
+        ticket: u64,
+        /// How it went.
+        result: io::Result<()>,
+    },
+}
+
+/// Requests written together, each with the channel for its answer.
+type Batch = Vec<(UserId, Bytes, Ack)>;
+
+/// State the store and the writer share.
+#[derive(Default)]
+pub struct Shared {
+    /// Set once, when a write or fsync failed: from then on every write is refused with this
+    /// message, since the kernel may have dropped the data of the failed fsync and a later
+    /// fsync would succeed without it.
+    pub failure: OnceLock<&'static str>,
+}
+
+/// The answer to writes after a failed write or fsync.
+const IO_FAILED: &str = "Storage failure: userd cannot store new users until it is restarted";
+/// The answer to writes after the disk filled up.
+const DISK_FULL: &str =
+    "Disk full: userd cannot store new users until space is freed and it is restarted";
+
+/// Most requests in one batch, so that one batch's acknowledgements are not held back long.
+const MAX_BATCH: usize = 4096;
+
+/// How often `--sync interval` fsyncs.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The writer thread's state.
+pub struct Writer {
+    dir: PathBuf,
+    /// The active segment, its sequence number and the bytes written to it.
+    file: File,
+    seq: u64,
+    pos: u64,
+    /// Bytes written since the store opened, over all segments: the log position.
+    written: u64,
+    /// Batches written but not yet durable (`--sync always`), each with the log position
+    /// where it ends, in log order.
+    pending: VecDeque<(u64, Batch)>,
+    /// The fsync threads (`--sync always` only).
+    syncers: Option<Syncers>,
+    mem: Arc<MemoryStore>,
+    options: Options,
+    shared: Arc<Shared>,
+    /// The batch being encoded; kept to reuse its capacity.
+    buf: Vec<u8>,
+    /// The snapshot being taken, if any; at most one runs at a time.
+    snapshot: Option<JoinHandle<io::Result<Taken>>>,
+    /// The longest a batch waited to be applied while the snapshot walked the store.
+    stall: Duration,
+    /// Bytes written since the last fsync.
+    dirty: bool,
+    last_sync: Instant,
+    /// Users, writes and fsyncs so far, reported at close.
+    counts: [u64; 3],
+    /// Held, never read: the directory's lock lasts as long as the writer.
+    _lock: File,
+}
+
+impl Writer {
+    /// A writer appending to `active` (file, sequence number, length) in `dir`.
+    pub fn new(
+        dir: PathBuf,
+        active: (File, u64, u64),
+        mem: Arc<MemoryStore>,
+        options: Options,
+        shared: Arc<Shared>,
+        lock: File,
+        events: Sender<Job>,
+    ) -> io::Result<Self> {
+        let (file, seq, pos) = active;
+        let syncers = match options.sync {
+            SyncMode::Always => Some(Syncers::start(dir.clone(), events, options.faults.clone())?),
+            SyncMode::Interval | SyncMode::None => None,
+        };
+        Ok(Writer {
+            dir,
+            file,
+            seq,
+            pos,
+            written: 0,
+            pending: VecDeque::new(),
+            syncers,
+            mem,
+            options,
+            shared,
+            buf: Vec::with_capacity(1 << 16),
+            snapshot: None,
+            stall: Duration::ZERO,
+            dirty: false,
+            last_sync: Instant::now(),
+            counts: [0; 3],
+            _lock: lock,
+        })
+    }
+
+    /// Serves `jobs` until [`Job::Close`] or until every sender is gone.
+    pub fn run(mut self, jobs: Receiver<Job>) {
+        let mut batch = Vec::new();
+        while let Some(first) = self.next(&jobs) {
+            let mut closing = false;
+            for job in std::iter::once(first).chain(std::iter::from_fn(|| jobs.try_recv().ok())) {
+                match job {
+                    Job::Create(id, doc, ack) => batch.push((id, doc, ack)),
+                    Job::Close => closing = true,
+                    Job::Synced {
+                        syncer,
+                        ticket,
+                        result,
+                    } => self.synced(syncer, ticket, result),
+                }
+                if closing || batch.len() == MAX_BATCH {
+                    break;
+                }
+            }
+            self.commit(&mut batch);
+            if closing {
+                break;
+            }
+            self.after_commit();
+        }
+        self.finish();
+    }
+
+    /// Waits for the next job; with `--sync interval`, fsyncs when a wait outlasts the interval.
+    fn next(&mut self, jobs: &Receiver<Job>) -> Option<Job> {
+        loop {
+            if !(self.dirty && self.options.sync == SyncMode::Interval) {
+                return jobs.recv().ok();
+            }
+            let due = (self.last_sync + SYNC_INTERVAL).saturating_duration_since(Instant::now());
+            match jobs.recv_timeout(due) {
+                Ok(job) => return Some(job),
+                Err(RecvTimeoutError::Timeout) => self.sync_or_fail("fsync of"),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Writes `batch`, then applies and acknowledges it, now or (`--sync always`) once an
+    /// fsync covers it; or answers it with the failure.
+    fn commit(&mut self, batch: &mut Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Some(&why) = self.shared.failure.get() {
+            return answer(batch, Err(StoreError::Unavailable(why)));
+        }
+        self.buf.clear();
+        for (id, doc, _) in batch.iter() {
+            record::encode(&mut self.buf, &Record::Create(*id, doc));
+        }
+        if let Err(e) = self.append() {
+            let why = self.fail(&e, "write to", batch.len());
+            return answer(batch, Err(StoreError::Unavailable(why)));
+        }
+        match &mut self.syncers {
+            Some(syncers) => {
+                self.pending.push_back((self.written, std::mem::take(batch)));
+                syncers.start_sync(self.seq, self.written);
+            }
+            None => self.apply(batch),
+        }
+    }
+
+    /// Takes an fsync's result: acknowledges what became durable, or fails the store; then
+    /// starts the next fsync if more was written meanwhile.
+    fn synced(&mut self, syncer: usize, ticket: u64, result: io::Result<()>) {
+        let Some(syncers) = &mut self.syncers else {
+            return;
+        };
+        self.counts[2] += u64::from(result.is_ok());
+        let durable = syncers.finished(syncer, ticket, result);
+        if self.shared.failure.get().is_some() {
+            return; // what was pending is answered already; nothing is acknowledged now
+        }
+        match durable {
+            Ok(Some(upto)) => self.acknowledge(upto),
+            Ok(None) => {}
+            Err(e) => {
+                self.fail(&e, "fsync of", 0);
+            }
+        }
+        if let Some(syncers) = &mut self.syncers {
+            syncers.start_sync(self.seq, self.written);
+        }
+    }
+
+    /// Applies and acknowledges the pending batches that end at or before `upto`.
+    fn acknowledge(&mut self, upto: u64) {
+        while self.pending.front().is_some_and(|(end, _)| *end <= upto) {
+            if let Some((_, mut batch)) = self.pending.pop_front() {
+                self.apply(&mut batch);
+            }
+        }
+    }
+
+    /// Applies a durable batch to memory and acknowledges it.
+    fn apply(&mut self, batch: &mut Batch) {
+        let applying = Instant::now();
+        for (id, doc, _) in batch.iter() {
+            Record::Create(*id, doc).apply(&self.mem);
+        }
+        if self.snapshot.is_some() {
+            self.stall = self.stall.max(applying.elapsed());
+        }
+        self.counts[0] += batch.len() as u64;
+        answer(batch, Ok(()));
+    }
+
+    /// Writes the encoded batch at the end of the segment.
+    fn append(&mut self) -> io::Result<()> {
+        if let Some(e) = self.options.faults.as_ref().and_then(Faults::on_write) {
+            // As a disk filling up mid-write would: part of the batch lands (here all but its
+            // last byte, so that the last record is always torn), then the error.
+            let part = &self.buf[..self.buf.len() - 1];
+            self.file.write_all_at(part, self.pos)?;
+            return Err(e);
+        }
+        self.file.write_all_at(&self.buf, self.pos)?;
+        self.pos += self.buf.len() as u64;
+        self.written += self.buf.len() as u64;
+        self.dirty = true;
+        self.counts[1] += 1;
+        Ok(())
+    }
+
+    /// Fsyncs the active segment on this thread; everything written is then durable.
+    fn sync(&mut self) -> io::Result<()> {
+        if let Some(e) = self.options.faults.as_ref().and_then(Faults::on_sync) {
+            return Err(e);
+        }
+        self.file.sync_data()?;
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        self.counts[2] += 1;
+        self.acknowledge(self.written);
+        Ok(())
+    }
+
+    fn sync_or_fail(&mut self, doing: &str) {
+        if self.shared.failure.get().is_none() {
+            if let Err(e) = self.sync() {
+                self.fail(&e, doing, 0);
+            }
+        }
+    }
+
+    /// Records a failed write or fsync: from now on every write is refused. Returns the message
+    /// writes are answered with.
+    fn fail(&mut self, e: &io::Error, doing: &str, refused: usize) -> &'static str {
+        let why = if e.kind() == io::ErrorKind::StorageFull {
+            DISK_FULL
+        } else {
+            IO_FAILED
+        };
+        let why = *self.shared.failure.get_or_init(|| why);
+        let path = self.dir.join(files::segment_name(self.seq));
+        let refused = refused + self.pending.iter().map(|(_, b)| b.len()).sum::<usize>();
+        for (_, mut batch) in std::mem::take(&mut self.pending) {
+            answer(&mut batch, Err(StoreError::Unavailable(why)));
+        }
+        eprintln!(
+            "userd: {doing} {} failed: {e}; {refused} pending writes refused, and every write \
+             from now on until userd is restarted (reads go on)",
+            path.display()
+        );
+        if self.options.sync != SyncMode::Always && doing != "write to" {
+            eprintln!("userd: writes acknowledged since the last good fsync may be lost");
+        }
+        why
+    }
+
+    /// Interval fsync, snapshot bookkeeping and rotation, between batches.
+    fn after_commit(&mut self) {
+        if self.dirty
+            && self.options.sync == SyncMode::Interval
+            && self.last_sync.elapsed() >= SYNC_INTERVAL
+        {
+            self.sync_or_fail("fsync of");
+        }
+        if self.snapshot.as_ref().is_some_and(JoinHandle::is_finished) {
+            self.reap_snapshot();
+        }
+        if self.pos >= self.options.compact_bytes
+            && self.snapshot.is_none()
+            && self.shared.failure.get().is_none()
+        {
+            if let Err(e) = self.rotate() {
+                self.fail(&e, "rotation of", 0);
+            }
+        }
+    }
+
+    /// Starts the next segment and a snapshot covering every segment before it.
+    fn rotate(&mut self) -> io::Result<()> {
+        // The old segment complete on disk first, so that only the last segment can be torn.
+        self.sync()?;
+        let next = self.seq + 1;
+        self.file = files::create_segment(&self.dir, next)?;
+        (self.seq, self.pos, self.stall) = (next, 0, Duration::ZERO);
+        let (dir, mem, crash) = (self.dir.clone(), self.mem.clone(), self.options.crash_at);
+        let thread = thread::Builder::new().name("userd-snapshot".into());
+        self.snapshot = Some(thread.spawn(move || snapshot::take(&dir, next, &mem, crash))?);
+        Ok(())
+    }
+
+    /// Waits for the snapshot thread and reports how it went. A failed snapshot loses
+    /// nothing (the segments it would have replaced stay), so writes go on.
+    fn reap_snapshot(&mut self) {
+        let Some(thread) = self.snapshot.take() else {
+            return;
+        };
+        match thread.join() {
+            Ok(Ok(t)) => eprintln!(
+                "userd: snapshot of {} users ({} bytes) written in {:.1?}; {} old files \
+                 removed; writes waited at most {:.1?} for it",
+                t.users, t.bytes, t.elapsed, t.removed, self.stall
+            ),
+            Ok(Err(e)) => eprintln!(
+                "userd: snapshot failed: {e}; the segments stay and the next rotation retries"
+            ),
+            Err(_) => eprintln!("userd: the snapshot thread panicked; the segments stay"),
+        }
+    }
+
+    /// Fsyncs what is written, waits for the snapshot, and reports the writer's counts.
+    fn finish(mut self) {
+        if self.dirty {
+            self.sync_or_fail("final fsync of");
+        }
+        if let Some(syncers) = self.syncers.take() {
+            syncers.stop();
+        }
+        self.reap_snapshot();
+        let [users, writes, syncs] = self.counts;
+        eprintln!("userd: log closed: {users} users in {writes} writes and {syncs} fdatasyncs");
+    }
+}
+
+/// Answers every request of `batch` alike, and empties it.
+fn answer(batch: &mut Batch, result: Result<(), StoreError>) {
+    for (_, _, ack) in batch.drain(..) {
+        // The client may have gone; its user is stored all the same.
+        let _ = ack.send(result.clone());
+    }
+}
