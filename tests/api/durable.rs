@@ -376,9 +376,13 @@ async fn disk_faults_are_never_acknowledged_and_a_restart_recovers_everything_ac
         ("write", FaultKind::Io, "Storage failure: "),
         ("write", FaultKind::DiskFull, "Disk full: "),
     ];
-    for (op, kind, message) in cases {
+    // A slow disk (fsyncs of 3 ms) has the writer overlap its fsyncs; faults must hold there
+    // too.
+    let disks = [Duration::ZERO, Duration::from_millis(3)];
+    for ((op, kind, message), slow) in cases.into_iter().flat_map(|c| disks.map(|d| (c, d))) {
         let dir = TempDir::new("faults");
         let faults = Faults::new();
+        faults.slow_syncs(slow);
         let server = spawn_faulty(&dir.0, &faults).await;
         match op {
             "fsync" => faults.fail_sync(20, kind),
@@ -392,7 +396,11 @@ async fn disk_faults_are_never_acknowledged_and_a_restart_recovers_everything_ac
             assert!(got.contains("restarted"), "{got}");
         }
         // Exactly the acknowledged users are visible: none that failed to become durable.
-        assert_eq!(server.app.store().len(), acked.len(), "{op} {kind:?}");
+        assert_eq!(
+            server.app.store().len(),
+            acked.len(),
+            "{op} {kind:?} {slow:?}"
+        );
         assert!(!acked.is_empty());
         assert_all_present(server.addr, &acked).await;
         let mut conn = Conn::connect(server.addr).await;

@@ -8,6 +8,7 @@ use std::fmt;
 use std::io;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The error a fault makes the disk return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +42,17 @@ type Armed = Option<(u64, FaultKind)>;
 /// fills up mid-write does, so the segment is left with a torn tail for recovery to cut. An fsync
 /// fault fails after the data reached the page cache, as a failing device does: the records
 /// may or may not survive, and they are never acknowledged.
+///
+/// It can also make every fsync slow, as on a disk that flushes a write cache, so that tests
+/// exercise the writer's overlapping fsyncs (see `sync.rs`) whatever the test machine's disk.
 #[derive(Clone, Default, Debug)]
-pub struct Faults(Arc<Mutex<[Armed; 2]>>);
+pub struct Faults(Arc<Mutex<State>>);
+
+#[derive(Default, Debug)]
+struct State {
+    armed: [Armed; 2],
+    sync_delay: Duration,
+}
 
 const WRITE: usize = 0;
 const SYNC: usize = 1;
@@ -63,9 +73,17 @@ impl Faults {
         self.arm(SYNC, after, kind);
     }
 
+    /// Makes every segment fsync from now on take at least `delay` longer.
+    pub fn slow_syncs(&self, delay: Duration) {
+        self.state().sync_delay = delay;
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn arm(&self, which: usize, after: u64, kind: FaultKind) {
-        let mut armed = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        armed[which] = Some((after, kind));
+        self.state().armed[which] = Some((after, kind));
     }
 
     /// Called before a segment write: the error to fail it with, if a fault fires now.
@@ -75,11 +93,15 @@ impl Faults {
 
     /// Called before a segment fsync: the error to fail it with, if a fault fires now.
     pub(super) fn on_sync(&self) -> Option<io::Error> {
+        let delay = self.state().sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         self.fire(SYNC)
     }
 
     fn fire(&self, which: usize) -> Option<io::Error> {
-        let mut armed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let armed = &mut self.state().armed;
         match armed[which] {
             Some((0, kind)) => {
                 armed[which] = None;

@@ -330,6 +330,42 @@ fn what_is_acknowledged_survives_rotations_snapshots_and_reopening() {
 }
 
 #[test]
+fn on_a_slow_disk_overlapping_fsyncs_lose_nothing_acknowledged() {
+    let dir = TempDir::new("slow");
+    let faults = Faults::new();
+    faults.slow_syncs(std::time::Duration::from_millis(2));
+    let options = Options {
+        faults: Some(faults),
+        compact_bytes: 8192,
+        ..Options::default()
+    };
+    let store = Arc::new(open(&dir, options));
+    let all = Arc::new(users(400));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut writers = Vec::new();
+        for w in 0..16 {
+            let (store, all) = (store.clone(), all.clone());
+            writers.push(tokio::spawn(async move {
+                for (id, doc) in all.iter().skip(w).step_by(16) {
+                    store.insert(*id, Bytes::from(doc.clone())).await.unwrap();
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+    });
+    assert_holds_exactly(store.memory(), &all);
+    drop(store);
+    let store = open(&dir, Options::default());
+    assert_holds_exactly(store.memory(), &all);
+}
+
+#[test]
 fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
     for (kind, prefix) in [
         (FaultKind::Io, "Storage failure"),

@@ -49,6 +49,8 @@ pub enum Job {
         ticket: u64,
         /// How it went.
         result: io::Result<()>,
+        /// How long it took.
+        took: Duration,
     },
 }
 
@@ -102,8 +104,8 @@ pub struct Writer {
     /// Bytes written since the last fsync.
     dirty: bool,
     last_sync: Instant,
-    /// Users, writes and fsyncs so far, reported at close.
-    counts: [u64; 3],
+    /// Users, writes, fsyncs, and fsyncs on the fsync threads so far, reported at close.
+    counts: [u64; 4],
     /// Held, never read: the directory's lock lasts as long as the writer.
     _lock: File,
 }
@@ -140,7 +142,7 @@ impl Writer {
             stall: Duration::ZERO,
             dirty: false,
             last_sync: Instant::now(),
-            counts: [0; 3],
+            counts: [0; 4],
             _lock: lock,
         })
     }
@@ -158,18 +160,24 @@ impl Writer {
                         syncer,
                         ticket,
                         result,
-                    } => self.synced(syncer, ticket, result),
+                        took,
+                    } => self.synced(syncer, ticket, result, took),
                 }
-                if closing || batch.len() == MAX_BATCH {
+                if closing || batch.len() >= MAX_BATCH {
                     break;
                 }
             }
-            self.commit(&mut batch);
             if closing {
                 break;
             }
+            // While no fsync can start, a write could not be fsynced yet anyway: let the batch
+            // grow instead, into one write for the next fsync.
+            if (self.syncers.as_ref()).is_none_or(|s| s.fast() || s.can_start()) {
+                self.commit(&mut batch);
+            }
             self.after_commit();
         }
+        self.commit(&mut batch);
         self.finish();
     }
 
@@ -205,23 +213,29 @@ impl Writer {
             let why = self.fail(&e, "write to", batch.len());
             return answer(batch, Err(StoreError::Unavailable(why)));
         }
-        match &mut self.syncers {
-            Some(syncers) => {
-                self.pending.push_back((self.written, std::mem::take(batch)));
-                syncers.start_sync(self.seq, self.written);
-            }
-            None => self.apply(batch),
+        let Some(syncers) = &mut self.syncers else {
+            return self.apply(batch);
+        };
+        self.pending
+            .push_back((self.written, std::mem::take(batch)));
+        if !syncers.fast() {
+            return syncers.start_sync(self.seq, self.written);
+        }
+        // Fast fsyncs: run it here (see `super::sync`); it acknowledges the batch.
+        if let Err(e) = self.sync() {
+            self.fail(&e, "fsync of", 0);
         }
     }
 
     /// Takes an fsync's result: acknowledges what became durable, or fails the store; then
     /// starts the next fsync if more was written meanwhile.
-    fn synced(&mut self, syncer: usize, ticket: u64, result: io::Result<()>) {
+    fn synced(&mut self, syncer: usize, ticket: u64, result: io::Result<()>, took: Duration) {
         let Some(syncers) = &mut self.syncers else {
             return;
         };
         self.counts[2] += u64::from(result.is_ok());
-        let durable = syncers.finished(syncer, ticket, result);
+        self.counts[3] += u64::from(result.is_ok());
+        let durable = syncers.finished(syncer, ticket, result, took);
         if self.shared.failure.get().is_some() {
             return; // what was pending is answered already; nothing is acknowledged now
         }
@@ -278,10 +292,14 @@ impl Writer {
 
     /// Fsyncs the active segment on this thread; everything written is then durable.
     fn sync(&mut self) -> io::Result<()> {
+        let started = Instant::now();
         if let Some(e) = self.options.faults.as_ref().and_then(Faults::on_sync) {
             return Err(e);
         }
         self.file.sync_data()?;
+        if let Some(syncers) = &mut self.syncers {
+            syncers.timed(started.elapsed());
+        }
         self.dirty = false;
         self.last_sync = Instant::now();
         self.counts[2] += 1;
@@ -384,8 +402,11 @@ impl Writer {
             syncers.stop();
         }
         self.reap_snapshot();
-        let [users, writes, syncs] = self.counts;
-        eprintln!("userd: log closed: {users} users in {writes} writes and {syncs} fdatasyncs");
+        let [users, writes, syncs, overlapped] = self.counts;
+        eprintln!(
+            "userd: log closed: {users} users in {writes} writes and {syncs} fdatasyncs \
+             ({overlapped} on the fsync threads)"
+        );
     }
 }
 
