@@ -60,7 +60,7 @@ fn fixture() -> &'static Fixture {
                 let email = format!("user{i}@example.com");
                 let doc = NewUser::parse(&name, &email)
                     .expect("a valid user")
-                    .to_json(id);
+                    .to_json(id, std::time::SystemTime::UNIX_EPOCH);
                 (id, doc)
             })
             .collect(),
@@ -217,14 +217,14 @@ fn body(c: &mut Criterion) {
     });
     g.bench_function("to_json", |b| {
         let user = NewUser::parse("Ada Lovelace", "ada.lovelace@example.com").expect("valid");
-        b.iter(|| black_box(user).to_json(black_box(id)))
+        b.iter(|| black_box(user).to_json(black_box(id), std::time::SystemTime::now()))
     });
     g.bench_function("parse_validate_serialize", |b| {
         b.iter(|| {
             let body: CreateUserBody<'_> =
                 serde_json::from_slice(black_box(CREATE_BODY)).expect("valid JSON");
             let user = NewUser::parse(&body.name, &body.email).expect("valid");
-            user.to_json(black_box(id))
+            user.to_json(black_box(id), std::time::SystemTime::now())
         })
     });
     g.finish();

@@ -8,9 +8,10 @@
 //! that gives away no internals. Errors on hot paths (an unknown user, an unknown path) cost
 //! no allocation: their bodies are static bytes.
 
+use crate::store::Stored;
 use bytes::{Buf, Bytes};
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, ETAG};
 use hyper::{Response, StatusCode};
 use std::io::IoSlice;
 
@@ -138,6 +139,44 @@ pub fn ok(status: StatusCode, data: Bytes) -> ApiResponse {
     json(status, Envelope::ok(data))
 }
 
+/// Strong `ETag`s of the first versions, made at compile time: most users never change, so a
+/// read sends one of these without formatting or allocating.
+static ETAGS: [HeaderValue; 16] = [
+    HeaderValue::from_static("\"0\""),
+    HeaderValue::from_static("\"1\""),
+    HeaderValue::from_static("\"2\""),
+    HeaderValue::from_static("\"3\""),
+    HeaderValue::from_static("\"4\""),
+    HeaderValue::from_static("\"5\""),
+    HeaderValue::from_static("\"6\""),
+    HeaderValue::from_static("\"7\""),
+    HeaderValue::from_static("\"8\""),
+    HeaderValue::from_static("\"9\""),
+    HeaderValue::from_static("\"10\""),
+    HeaderValue::from_static("\"11\""),
+    HeaderValue::from_static("\"12\""),
+    HeaderValue::from_static("\"13\""),
+    HeaderValue::from_static("\"14\""),
+    HeaderValue::from_static("\"15\""),
+];
+
+/// The strong `ETag` of a user's version: the version in quotes (ids are never reused, so
+/// the version alone tells one state of a user from another).
+pub fn etag(version: u32) -> HeaderValue {
+    match ETAGS.get(version as usize) {
+        Some(tag) => tag.clone(),
+        // Digits and quotes are always a valid header value.
+        None => HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(JSON),
+    }
+}
+
+/// A user's document in the envelope, with its `ETag`.
+pub fn user(status: StatusCode, stored: Stored) -> ApiResponse {
+    let mut res = ok(status, stored.doc);
+    res.headers_mut().insert(ETAG, etag(stored.version));
+    res
+}
+
 /// A response with a status and no body (204, or an `OPTIONS` answer).
 pub fn empty(status: StatusCode) -> ApiResponse {
     let mut res = Response::new(Full::new(Envelope::default()));
@@ -174,6 +213,12 @@ pub enum ApiError {
     Invalid(crate::users::Invalid),
     /// The body could not be read from the connection.
     BodyRead,
+    /// Another user has this email.
+    EmailTaken,
+    /// `If-Match` names no version the user has now.
+    PreconditionFailed,
+    /// The query string is not one this route takes; the message says what is wrong.
+    InvalidQuery(&'static str),
     /// The store cannot serve this request now; the message says why, without internals.
     Unavailable(&'static str),
 }
@@ -189,7 +234,10 @@ impl ApiError {
             ApiError::EmptyBody
             | ApiError::MalformedJson(_)
             | ApiError::Invalid(_)
-            | ApiError::BodyRead => StatusCode::BAD_REQUEST,
+            | ApiError::BodyRead
+            | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::InvalidShape(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -206,6 +254,11 @@ impl ApiError {
             }
             ApiError::EmptyBody => static_error!("Request body is empty; expected a JSON object"),
             ApiError::BodyRead => static_error!("Could not read the request body"),
+            ApiError::EmailTaken => static_error!("Email already exists"),
+            ApiError::PreconditionFailed => {
+                static_error!("Precondition failed: the user's ETag does not match If-Match")
+            }
+            ApiError::InvalidQuery(why) => return Envelope::error(why),
             ApiError::PayloadTooLarge { limit } => {
                 return Envelope::error(&format!(
                     "Request body is larger than the limit of {limit} bytes"
@@ -231,6 +284,18 @@ impl ApiError {
                 .insert(ALLOW, HeaderValue::from_static(allow));
         }
         res
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Unavailable(why) => ApiError::Unavailable(why),
+            StoreError::EmailTaken => ApiError::EmailTaken,
+            // Callers retry stale writes; one that reaches the client raced too often.
+            StoreError::Stale => ApiError::Unavailable("The user changed meanwhile; try again"),
+        }
     }
 }
 

@@ -14,8 +14,14 @@ pub enum Endpoint<'p> {
     Health,
     /// `POST /users`
     CreateUser,
+    /// `GET /users` (the query string is read by the handler)
+    ListUsers,
     /// `GET /users/{id}`; the id as written in the path.
     GetUser(&'p str),
+    /// `PATCH /users/{id}`
+    UpdateUser(&'p str),
+    /// `DELETE /users/{id}`
+    DeleteUser(&'p str),
     /// `OPTIONS` on any route: answer with the route's `Allow`.
     Options(&'static str),
 }
@@ -32,8 +38,8 @@ impl Route {
     fn allow(self) -> &'static str {
         match self {
             Route::Health => "GET, HEAD, OPTIONS",
-            Route::Users => "OPTIONS, POST",
-            Route::User => "GET, HEAD, OPTIONS",
+            Route::Users => "GET, HEAD, OPTIONS, POST",
+            Route::User => "DELETE, GET, HEAD, OPTIONS, PATCH",
         }
     }
 }
@@ -70,8 +76,11 @@ impl Router {
         let route = *found.value;
         match (route, method) {
             (Route::Health, &Method::GET | &Method::HEAD) => Ok(Endpoint::Health),
-            (Route::Users, &Method::POST) => Ok(Endpoint::CreateUser),
             (Route::User, &Method::GET | &Method::HEAD) => Ok(Endpoint::GetUser(user_id(path))),
+            (Route::Users, &Method::POST) => Ok(Endpoint::CreateUser),
+            (Route::Users, &Method::GET | &Method::HEAD) => Ok(Endpoint::ListUsers),
+            (Route::User, &Method::PATCH) => Ok(Endpoint::UpdateUser(user_id(path))),
+            (Route::User, &Method::DELETE) => Ok(Endpoint::DeleteUser(user_id(path))),
             (_, &Method::OPTIONS) => Ok(Endpoint::Options(route.allow())),
             _ => Err(ApiError::MethodNotAllowed {
                 allow: route.allow(),
@@ -115,10 +124,19 @@ mod tests {
                 allow: "GET, HEAD, OPTIONS"
             })
         );
+        assert_eq!(r.route(&Method::GET, "/users"), Ok(Endpoint::ListUsers));
         assert_eq!(
-            r.route(&Method::GET, "/users"),
+            r.route(&Method::PATCH, "/users/abc"),
+            Ok(Endpoint::UpdateUser("abc"))
+        );
+        assert_eq!(
+            r.route(&Method::DELETE, "/users/abc"),
+            Ok(Endpoint::DeleteUser("abc"))
+        );
+        assert_eq!(
+            r.route(&Method::PUT, "/users"),
             Err(ApiError::MethodNotAllowed {
-                allow: "OPTIONS, POST"
+                allow: "GET, HEAD, OPTIONS, POST"
             })
         );
     }
@@ -139,7 +157,9 @@ mod tests {
             let r = Router::new();
             for m in [Method::GET, Method::POST, Method::PUT, Method::OPTIONS] {
                 match r.route(&m, &path) {
-                    Ok(Endpoint::GetUser(id)) => prop_assert!(path.ends_with(id)),
+                    Ok(Endpoint::GetUser(id) | Endpoint::UpdateUser(id) | Endpoint::DeleteUser(id)) => {
+                        prop_assert!(path.ends_with(id))
+                    }
                     Ok(_) | Err(ApiError::NotFound) | Err(ApiError::MethodNotAllowed { .. }) => {}
                     Err(e) => prop_assert!(false, "unexpected {:?}", e),
                 }

@@ -12,6 +12,7 @@ mod users;
 use crate::response::{self, ApiError, ApiResponse};
 use crate::router::{Endpoint, Router};
 use crate::store::UserStore;
+use crate::users::UserId;
 use bytes::Bytes;
 use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Request, StatusCode};
@@ -48,13 +49,20 @@ impl<S: UserStore> App<S> {
         // costs a copy of a few hundred bytes per request).
         let answer = match self.router.route(req.method(), req.uri().path()) {
             Ok(Endpoint::GetUser(id)) => users::get(&self.store, id).await,
-            Ok(Endpoint::CreateUser) => match json::check_head(req.headers(), self.max_body) {
-                Ok(()) => match json::read_body(req.body_mut(), self.max_body).await {
-                    Ok(doc) => users::create(&self.store, &doc).await,
-                    Err(e) => Err(e),
-                },
+            Ok(Endpoint::CreateUser) => match self.body(&mut req).await {
+                Ok(body) => users::create(&self.store, &body).await,
                 Err(e) => Err(e),
             },
+            // The id is parsed before the body is read: the id borrows from the request.
+            Ok(Endpoint::UpdateUser(id)) => match UserId::parse(id) {
+                Some(id) => match self.body(&mut req).await {
+                    Ok(body) => users::update(&self.store, id, req.headers(), &body).await,
+                    Err(e) => Err(e),
+                },
+                None => Err(ApiError::UserNotFound),
+            },
+            Ok(Endpoint::DeleteUser(id)) => users::delete(&self.store, id, req.headers()).await,
+            Ok(Endpoint::ListUsers) => users::list(&self.store, req.uri().query()).await,
             Ok(Endpoint::Health) => Ok(health::get()),
             Ok(Endpoint::Options(allow)) => Ok(options(allow)),
             Err(e) => Err(e),
@@ -65,6 +73,17 @@ impl<S: UserStore> App<S> {
             json::drain_unread(req.body_mut(), waits_for_continue).await;
         }
         answer.unwrap_or_else(ApiError::into_response)
+    }
+}
+
+impl<S: UserStore> App<S> {
+    /// The request's JSON body: the head checked (415, 413), then the body read (413, 400).
+    async fn body<B>(&self, req: &mut Request<B>) -> Result<Bytes, ApiError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Unpin,
+    {
+        json::check_head(req.headers(), self.max_body)?;
+        json::read_body(req.body_mut(), self.max_body).await
     }
 }
 

@@ -1,9 +1,10 @@
-//! `POST /users` and `GET /users/{id}`.
+//! `/users` and `/users/{id}`: create, read, list, change, delete.
 
 use crate::response::{self, ApiError, ApiResponse};
-use crate::store::{StoreError, UserStore};
-use crate::users::{NewUser, UserId};
-use bytes::Bytes;
+use crate::store::UserStore;
+use crate::users::{self, Cursor, NewUser, Patch, UserId};
+use bytes::{BufMut, Bytes, BytesMut};
+use hyper::header::{HeaderMap, HeaderValue, IF_MATCH, LOCATION};
 use hyper::StatusCode;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -18,30 +19,151 @@ struct CreateUser<'a> {
     email: Cow<'a, str>,
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(why) => ApiError::Unavailable(why),
-        }
-    }
+/// The body of `PATCH /users/{id}`: either field, or both (`null` counts as absent).
+#[derive(Deserialize)]
+struct PatchUser<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    email: Option<Cow<'a, str>>,
 }
 
-/// `POST /users`: 201 with the new user, whose JSON is serialized here once and kept.
+/// `POST /users`: 201 with the new user (serialized here once and kept), its `ETag` and its
+/// `Location`.
 pub(super) async fn create<S: UserStore>(store: &S, body: &Bytes) -> Result<ApiResponse, ApiError> {
     let req: CreateUser<'_> = super::json::parse(body)?;
     let user = NewUser::parse(&req.name, &req.email)?;
-    let id = UserId::random();
-    let doc = Bytes::from(user.to_json(id));
-    store.insert(id, doc.clone()).await?;
-    Ok(response::ok(StatusCode::CREATED, doc))
+    let (id, stored) = users::create(store, user).await?;
+    let mut res = response::user(StatusCode::CREATED, stored);
+    let mut location = BytesMut::with_capacity(7 + users::ID_LEN);
+    location.put_slice(b"/users/");
+    location.put_slice(&id.encode());
+    if let Ok(value) = HeaderValue::from_maybe_shared(location.freeze()) {
+        res.headers_mut().insert(LOCATION, value);
+    }
+    Ok(res)
 }
 
-/// `GET /users/{id}`: 200 with the stored bytes, or 404 for an id no user has (including any
-/// text that is not a canonical UUID).
+/// `GET /users/{id}`: 200 with the stored bytes and the `ETag`, or 404 for an id no user has
+/// (including any text that is not a canonical UUID).
 pub(super) async fn get<S: UserStore>(store: &S, id: &str) -> Result<ApiResponse, ApiError> {
     let id = UserId::parse(id).ok_or(ApiError::UserNotFound)?;
     match store.get(id).await? {
-        Some(doc) => Ok(response::ok(StatusCode::OK, doc)),
+        Some(stored) => Ok(response::user(StatusCode::OK, stored)),
         None => Err(ApiError::UserNotFound),
+    }
+}
+
+/// `PATCH /users/{id}`: 200 with the changed user and its new `ETag`.
+pub(super) async fn update<S: UserStore>(
+    store: &S,
+    id: UserId,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<ApiResponse, ApiError> {
+    let req: PatchUser<'_> = super::json::parse(body)?;
+    let patch = Patch::parse(req.name.as_deref(), req.email.as_deref())?;
+    let if_match = IfMatch::of(headers);
+    let stored = users::update(store, id, patch, |v| if_match.accepts(v)).await?;
+    Ok(response::user(StatusCode::OK, stored))
+}
+
+/// `DELETE /users/{id}`: 204 with no body.
+pub(super) async fn delete<S: UserStore>(
+    store: &S,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<ApiResponse, ApiError> {
+    let id = UserId::parse(id).ok_or(ApiError::UserNotFound)?;
+    let if_match = IfMatch::of(headers);
+    users::delete(store, id, |v| if_match.accepts(v)).await?;
+    Ok(response::empty(StatusCode::NO_CONTENT))
+}
+
+/// `GET /users?limit=N&cursor=C`: a page of users in creation order, as
+/// `{"users":[...],"next_cursor":"..."|null}`, the documents copied as stored.
+pub(super) async fn list<S: UserStore>(
+    store: &S,
+    query: Option<&str>,
+) -> Result<ApiResponse, ApiError> {
+    let (mut limit, mut cursor) = (users::DEFAULT_LIMIT, None);
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "limit" => {
+                limit = users::parse_limit(value).ok_or(ApiError::InvalidQuery(
+                    "limit must be a whole number from 1 to 1000",
+                ))?;
+            }
+            "cursor" => {
+                cursor = Some(Cursor::parse(value).ok_or(ApiError::InvalidQuery(
+                    "cursor must be a next_cursor this server returned",
+                ))?);
+            }
+            _ => {} // unknown parameters are ignored, as unknown body fields are
+        }
+    }
+    let page = store.list(cursor, limit).await?;
+    let size: usize = page.docs.iter().map(|d| d.len() + 1).sum();
+    let mut out = BytesMut::with_capacity(size + 48);
+    out.put_slice(b"{\"users\":[");
+    for (i, doc) in page.docs.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(doc);
+    }
+    out.put_slice(b"],\"next_cursor\":");
+    match page.next {
+        Some(next) => {
+            out.put_u8(b'"');
+            out.put_slice(next.encode().as_bytes());
+            out.put_u8(b'"');
+        }
+        None => out.put_slice(b"null"),
+    }
+    out.put_u8(b'}');
+    Ok(response::ok(StatusCode::OK, out.freeze()))
+}
+
+/// What `If-Match` allows: any version (no header, or `*`) or the ones it lists.
+///
+/// Comparison is strong (RFC 9110, 13.1.1): a weak tag (`W/"3"`) never matches, and neither
+/// does anything that is not an entity tag.
+enum IfMatch {
+    Any,
+    Versions(Vec<u32>),
+}
+
+impl IfMatch {
+    fn of(headers: &HeaderMap) -> Self {
+        let mut values = headers.get_all(IF_MATCH).iter().peekable();
+        if values.peek().is_none() {
+            return IfMatch::Any;
+        }
+        let mut versions = Vec::new();
+        for value in values {
+            for tag in value.to_str().unwrap_or_default().split(',').map(str::trim) {
+                if tag == "*" {
+                    return IfMatch::Any;
+                }
+                let digits = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
+                if let Some(v) = digits.and_then(|d| d.parse::<u32>().ok()) {
+                    versions.push(v);
+                }
+            }
+        }
+        IfMatch::Versions(versions)
+    }
+
+    fn accepts(&self, version: u32) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(v) => v.contains(&version),
+        }
     }
 }

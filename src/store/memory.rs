@@ -8,29 +8,36 @@
 //!   userd, so no SipHash (or any hashing) is needed to spread them, and a client cannot pick
 //!   ids to crowd one shard since clients never choose ids.
 //! - **Index.** Each shard maps an id (16 bytes) to where its document lies (8 bytes).
-//! - **Arena.** Documents are appended to the shard's chunks, each record a 4-byte length and
-//!   the JSON. A full chunk is frozen into an immutable [`Bytes`]; a read then answers with a
+//! - **Arena.** Documents are appended to the shard's chunks, each record a 16-byte head
+//!   (length, version, creation sequence number) and the JSON. A full chunk is frozen into an immutable [`Bytes`]; a read then answers with a
 //!   slice of it, which costs one refcount bump, no copy and no serialization. Only records
 //!   still in the shard's open chunk (the last 16 KiB written to it) are copied out on read.
 //!
 //! Compared with one heap allocation per user (plus its map entry), the arena saves the
-//! allocator's per-block overhead and a pointer-sized field per user: about 150 bytes per user
-//! in all for a typical 110-byte document.
+//! allocator's per-block overhead and a pointer-sized field per user. An update appends the
+//! new document and leaves the old one in the arena, unreachable (users change rarely).
+//! - **Creation order.** Each shard keeps `(sequence number, id)` of its users in creation
+//!   order (24 bytes a user); a delete marks its entry gone and a shard compacts once most are
+//!   gone. Sequence numbers come from one counter, taken under the user's shard lock, so a
+//!   page of the list is a binary search per shard and a merge (see [`MemoryStore::list_now`]).
+//! - **Emails.** A separate, SipHash-keyed index ([`EmailIndex`]) holds who has which email.
 //!
 //! # Locking
 //!
-//! Every method takes at most one shard lock, never holds it across an `.await` (the methods
+//! Every method takes at most one shard lock (a write that changes an email also takes an
+//! email shard's lock inside it, always in that order), never holds it across an `.await` (the methods
 //! are synchronous under their async face) and never while serializing: documents arrive
 //! already serialized. When a shard's map grows it rehashes under that shard's write lock
 //! only; the other N-1 shards go on serving.
 
-use super::{StoreError, UserStore};
-use crate::users::UserId;
+use super::emails::EmailIndex;
+use super::{EmailChange, Page, StoreError, Stored, UserStore};
+use crate::users::{doc_keys, Cursor, UserId};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::future::{ready, Future};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Size of a shard's arena chunk. Small enough that few reads land in the open chunk (and are
@@ -95,6 +102,18 @@ struct Loc {
     offset: u32,
 }
 
+/// Bytes of a record before its document: length (u32), version (u32), creation sequence
+/// number (u64), all little endian. The version sits here so that a read can send the `ETag`
+/// without parsing the document.
+const RECORD_HEAD: usize = 16;
+
+/// What a record's head says besides the length.
+#[derive(Clone, Copy)]
+struct Meta {
+    version: u32,
+    seq: u64,
+}
+
 /// A shard's append-only arena of documents.
 #[derive(Default)]
 struct Arena {
@@ -105,8 +124,8 @@ struct Arena {
 }
 
 impl Arena {
-    fn push(&mut self, doc: &[u8]) -> Loc {
-        let need = 4 + doc.len();
+    fn push(&mut self, doc: &[u8], meta: Meta) -> Loc {
+        let need = RECORD_HEAD + doc.len();
         if self.open.capacity() - self.open.len() < need {
             if !self.open.is_empty() {
                 let full = std::mem::take(&mut self.open).freeze();
@@ -119,28 +138,108 @@ impl Arena {
             offset: self.open.len() as u32,
         };
         self.open.put_u32_le(doc.len() as u32);
+        self.open.put_u32_le(meta.version);
+        self.open.put_u64_le(meta.seq);
         self.open.extend_from_slice(doc);
         loc
     }
 
-    fn read(&self, loc: Loc) -> Bytes {
-        let start = loc.offset as usize;
-        let record = |chunk: &[u8]| {
-            let mut len = [0u8; 4];
-            len.copy_from_slice(&chunk[start..start + 4]);
-            start + 4..start + 4 + u32::from_le_bytes(len) as usize
-        };
+    fn chunk(&self, loc: Loc) -> &[u8] {
         match self.sealed.get(loc.chunk as usize) {
-            Some(chunk) => chunk.slice(record(chunk)),
-            None => Bytes::copy_from_slice(&self.open[record(&self.open)]),
+            Some(chunk) => chunk,
+            None => &self.open,
+        }
+    }
+
+    fn meta(&self, loc: Loc) -> (usize, Meta) {
+        let at = loc.offset as usize;
+        let head = &self.chunk(loc)[at..at + RECORD_HEAD];
+        let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        let seq = u64::from(word(8)) | (u64::from(word(12)) << 32);
+        (
+            word(0) as usize,
+            Meta {
+                version: word(4),
+                seq,
+            },
+        )
+    }
+
+    fn read(&self, loc: Loc) -> Stored {
+        let (len, meta) = self.meta(loc);
+        let start = loc.offset as usize + RECORD_HEAD;
+        let doc = match self.sealed.get(loc.chunk as usize) {
+            Some(chunk) => chunk.slice(start..start + len),
+            None => Bytes::copy_from_slice(&self.open[start..start + len]),
+        };
+        Stored {
+            doc,
+            version: meta.version,
         }
     }
 }
+
+/// The key of an order entry whose user is gone (no v4 UUID is all zeros).
+const GONE: Key = Key { hi: 0, lo: 0 };
 
 #[derive(Default)]
 struct Shard {
     index: HashMap<Key, Loc, BuildHasherDefault<IdBits>>,
     arena: Arena,
+    /// This shard's users in creation order: (sequence number, id), the id [`GONE`] once the
+    /// user is deleted, until enough are gone to compact.
+    order: Vec<(u64, Key)>,
+    /// Entries of `order` that are [`GONE`].
+    gone: usize,
+}
+
+impl Shard {
+    /// Stores `doc` for `key`: a new user gets `seq` and an order entry; an existing one keeps
+    /// its sequence number. Returns true if and only if the user is new.
+    fn put(&mut self, key: Key, doc: &[u8], version: u32, seq: u64) -> bool {
+        if let Some(loc) = self.index.get(&key).copied() {
+            let (_, meta) = self.arena.meta(loc);
+            let loc = self.arena.push(
+                doc,
+                Meta {
+                    version,
+                    seq: meta.seq,
+                },
+            );
+            self.index.insert(key, loc);
+            return false;
+        }
+        let loc = self.arena.push(doc, Meta { version, seq });
+        self.index.insert(key, loc);
+        // Sequence numbers reach a shard in increasing order, except when recovery replays a
+        // record that a snapshot taken while it was written may lack: insert in place then.
+        match self.order.last() {
+            Some(&(last, _)) if last > seq => {
+                let at = self.order.partition_point(|e| e.0 < seq);
+                self.order.insert(at, (seq, key));
+            }
+            _ => self.order.push((seq, key)),
+        }
+        true
+    }
+
+    /// Removes `key`'s user; returns its document.
+    fn remove(&mut self, key: Key) -> Option<Stored> {
+        let loc = self.index.remove(&key)?;
+        let stored = self.arena.read(loc);
+        let (_, meta) = self.arena.meta(loc);
+        if let Ok(at) = self.order.binary_search_by_key(&meta.seq, |e| e.0) {
+            self.order[at].1 = GONE;
+            self.gone += 1;
+        }
+        // Compact once most entries are gone, so a walk skips at most about as many as it
+        // lists and the cost is spread over as many deletes as it reclaims.
+        if self.gone > 64 && self.gone * 2 > self.order.len() {
+            self.order.retain(|e| e.1 != GONE);
+            self.gone = 0;
+        }
+        Some(stored)
+    }
 }
 
 /// A shard on its own cache lines (two, for the adjacent-line prefetcher).
@@ -153,6 +252,10 @@ pub struct MemoryStore {
     /// `shards.len() - 1`; the shard count is a power of two.
     mask: u64,
     len: AtomicUsize,
+    /// The sequence number the next new user gets: creation order, for listing.
+    next_seq: AtomicU64,
+    /// Who holds each email.
+    emails: EmailIndex,
 }
 
 impl MemoryStore {
@@ -163,12 +266,24 @@ impl MemoryStore {
             shards: (0..n).map(|_| Padded(RwLock::default())).collect(),
             mask: n as u64 - 1,
             len: AtomicUsize::new(0),
+            next_seq: AtomicU64::new(1),
+            emails: EmailIndex::new(n),
         }
     }
 
     /// The number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
+    }
+
+    /// The email index.
+    pub fn emails(&self) -> &EmailIndex {
+        &self.emails
+    }
+
+    /// The sequence number the next new user would get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed)
     }
 
     fn shard(&self, key: Key) -> &RwLock<Shard> {
@@ -178,46 +293,185 @@ impl MemoryStore {
     }
 
     /// Looks a user up. Takes the shard's read lock for one map probe and one refcount bump.
-    pub fn get_now(&self, id: UserId) -> Option<Bytes> {
+    pub fn get_now(&self, id: UserId) -> Option<Stored> {
         let key = Key::of(id);
         let shard = read(self.shard(key));
         shard.index.get(&key).map(|&loc| shard.arena.read(loc))
     }
 
-    /// Stores a user. Takes the shard's write lock for one append and one map insert (which
-    /// may grow that shard's map).
-    pub fn insert_now(&self, id: UserId, doc: &[u8]) {
+    /// The version of a user, if it exists.
+    pub fn version_now(&self, id: UserId) -> Option<u32> {
+        let key = Key::of(id);
+        let shard = read(self.shard(key));
+        shard
+            .index
+            .get(&key)
+            .map(|&loc| shard.arena.meta(loc).1.version)
+    }
+
+    /// Stores a user's document as version `version`, creating it (with sequence number
+    /// `seq`, or the next one) or replacing it (keeping its own). Touches no email. Takes the
+    /// shard's write lock for one append and one map insert (which may grow that shard's map).
+    pub fn put_now(&self, id: UserId, doc: &[u8], version: u32, seq: Option<u64>) {
         let key = Key::of(id);
         let mut shard = write(self.shard(key));
-        let loc = shard.arena.push(doc);
-        if shard.index.insert(key, loc).is_none() {
+        let seq = self.take_seq(seq);
+        if shard.put(key, doc, version, seq) {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Calls `f` with every stored user's id and document, one shard at a time.
-    ///
-    /// Holds one shard's read lock while it walks that shard, so writers to that shard wait
-    /// for the walk of its (1/N of the) users; writers to other shards do not wait at all.
-    pub fn for_each(&self, mut f: impl FnMut(UserId, &[u8])) {
-        for shard in self.shards.iter() {
-            let shard = read(&shard.0);
-            for (key, &loc) in &shard.index {
-                let id = UserId::from_u128(((key.hi as u128) << 64) | key.lo as u128);
-                f(id, &shard.arena.read(loc));
+    /// A new user's sequence number: `seq` when recovery knows it (then later users get
+    /// larger ones), else the next one. Called under the user's shard lock, so that each
+    /// shard receives its sequence numbers in increasing order.
+    fn take_seq(&self, seq: Option<u64>) -> u64 {
+        match seq {
+            Some(seq) => {
+                self.next_seq.fetch_max(seq + 1, Ordering::Relaxed);
+                seq
+            }
+            None => self.next_seq.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// A version 1 user with no email claim (for benches and tests of the storage alone).
+    pub fn insert_now(&self, id: UserId, doc: &[u8]) {
+        self.put_now(id, doc, 1, None);
+    }
+
+    /// Applies a logged write of a user's whole document (create or update, with the
+    /// sequence number when the record has one), emails included; applying it twice changes
+    /// nothing.
+    pub fn apply_put(&self, id: UserId, doc: &[u8], seq: Option<u64>) {
+        let (new_key, version) = doc_keys(doc).unwrap_or_default();
+        let key = Key::of(id);
+        let mut shard = write(self.shard(key));
+        let old = shard.index.get(&key).map(|&loc| shard.arena.read(loc));
+        if let Some((old_key, _)) = old.and_then(|o| doc_keys(&o.doc)) {
+            if old_key != new_key {
+                self.emails.release(&old_key, id);
+            }
+        }
+        if !new_key.is_empty() {
+            self.emails.assign(&new_key, id);
+        }
+        let seq = self.take_seq(seq);
+        if shard.put(key, doc, version.max(1), seq) {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Applies a logged delete, email included; applying it twice changes nothing.
+    pub fn apply_delete(&self, id: UserId) {
+        let key = Key::of(id);
+        let mut shard = write(self.shard(key));
+        if let Some(old) = shard.remove(key) {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            if let Some((email, _)) = doc_keys(&old.doc) {
+                self.emails.release(&email, id);
             }
         }
     }
 
-    /// Removes a user; returns true if and only if it was stored. Takes the shard's write lock
-    /// for one map removal; the document's bytes stay in the arena, unreachable.
-    pub fn remove_now(&self, id: UserId) -> bool {
+    /// Creates a user if no other holds `email_key`: the claim and the insert happen under
+    /// the user's shard lock, so racing creates of one email cannot both succeed.
+    pub fn create_now(&self, id: UserId, email_key: &str, doc: &[u8]) -> Result<(), StoreError> {
         let key = Key::of(id);
-        let removed = write(self.shard(key)).index.remove(&key).is_some();
-        if removed {
-            self.len.fetch_sub(1, Ordering::Relaxed);
+        let mut shard = write(self.shard(key));
+        if !self.emails.claim(email_key, id) {
+            return Err(StoreError::EmailTaken);
         }
-        removed
+        let seq = self.take_seq(None);
+        if shard.put(key, doc, 1, seq) {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Replaces user `id`'s document if its version is still `expected`; see
+    /// [`UserStore::update`]. All under the user's shard write lock.
+    pub fn update_now(
+        &self,
+        id: UserId,
+        expected: u32,
+        email: Option<&EmailChange>,
+        doc: &[u8],
+    ) -> Result<(), StoreError> {
+        let key = Key::of(id);
+        let mut shard = write(self.shard(key));
+        let current = shard.index.get(&key).map(|&loc| shard.arena.meta(loc).1);
+        if current.map(|m| m.version) != Some(expected) {
+            return Err(StoreError::Stale);
+        }
+        if let Some(change) = email {
+            if !self.emails.claim(&change.new, id) {
+                return Err(StoreError::EmailTaken);
+            }
+            self.emails.release(&change.old, id);
+        }
+        shard.put(key, doc, expected.wrapping_add(1), 0);
+        Ok(())
+    }
+
+    /// Removes user `id` if its version is still `expected`, releasing `email_key`.
+    pub fn delete_now(&self, id: UserId, expected: u32, email_key: &str) -> Result<(), StoreError> {
+        let key = Key::of(id);
+        let mut shard = write(self.shard(key));
+        let current = shard.index.get(&key).map(|&loc| shard.arena.meta(loc).1);
+        if current.map(|m| m.version) != Some(expected) {
+            return Err(StoreError::Stale);
+        }
+        shard.remove(key);
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.emails.release(email_key, id);
+        Ok(())
+    }
+
+    /// Up to `limit` users created after `after`, oldest first; see [`UserStore::list`].
+    ///
+    /// Takes each shard's read lock in turn for a binary search and at most `limit + 1`
+    /// refcount bumps, then merges the shards' runs by sequence number: no document is parsed
+    /// or re-serialized.
+    pub fn list_now(&self, after: Option<Cursor>, limit: usize) -> Page {
+        let after = after.map_or(0, |c| c.0);
+        if limit == 0 {
+            return Page::default();
+        }
+        let mut found: Vec<(u64, Bytes)> = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = read(&shard.0);
+            let from = shard.order.partition_point(|e| e.0 <= after);
+            let live = shard.order[from..].iter().filter(|e| e.1 != GONE);
+            for &(seq, key) in live.take(limit + 1) {
+                if let Some(&loc) = shard.index.get(&key) {
+                    found.push((seq, shard.arena.read(loc).doc));
+                }
+            }
+        }
+        found.sort_unstable_by_key(|e| e.0);
+        let next = (found.len() > limit).then(|| Cursor(found[limit - 1].0));
+        found.truncate(limit);
+        Page {
+            docs: found.into_iter().map(|e| e.1).collect(),
+            next,
+        }
+    }
+
+    /// Calls `f` with every stored user's id, sequence number and document, one shard at a
+    /// time, each shard in creation order.
+    ///
+    /// Holds one shard's read lock while it walks that shard, so writers to that shard wait
+    /// for the walk of its (1/N of the) users; writers to other shards do not wait at all.
+    pub fn for_each(&self, mut f: impl FnMut(UserId, u64, &[u8])) {
+        for shard in self.shards.iter() {
+            let shard = read(&shard.0);
+            for &(seq, key) in shard.order.iter().filter(|e| e.1 != GONE) {
+                if let Some(&loc) = shard.index.get(&key) {
+                    let id = UserId::from_u128(((key.hi as u128) << 64) | key.lo as u128);
+                    f(id, seq, &shard.arena.read(loc).doc);
+                }
+            }
+        }
     }
 }
 
@@ -232,17 +486,44 @@ fn write(lock: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
 }
 
 impl UserStore for MemoryStore {
-    fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send {
+    fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send {
         ready(Ok(self.get_now(id)))
     }
 
-    fn insert(
+    fn create(
         &self,
         id: UserId,
+        email_key: String,
         doc: Bytes,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.insert_now(id, &doc);
-        ready(Ok(()))
+        ready(self.create_now(id, &email_key, &doc))
+    }
+
+    fn update(
+        &self,
+        id: UserId,
+        expected: u32,
+        email: Option<EmailChange>,
+        doc: Bytes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(self.update_now(id, expected, email.as_ref(), &doc))
+    }
+
+    fn delete(
+        &self,
+        id: UserId,
+        expected: u32,
+        email_key: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(self.delete_now(id, expected, &email_key))
+    }
+
+    fn list(
+        &self,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        ready(Ok(self.list_now(after, limit)))
     }
 
     fn len(&self) -> usize {
@@ -269,7 +550,7 @@ mod tests {
             store.insert_now(*id, doc);
         }
         for (id, doc) in &ids {
-            assert_eq!(store.get_now(*id).as_deref(), Some(&doc[..]));
+            assert_eq!(store.get_now(*id).map(|s| s.doc).as_deref(), Some(&doc[..]));
         }
         assert_eq!(store.len(), 5000);
         assert_eq!(store.get_now(UserId::random()), None);
@@ -284,8 +565,11 @@ mod tests {
         let doc = vec![b'x'; CHUNK * 3];
         store.insert_now(big, &doc);
         store.insert_now(UserId::random(), b"{}");
-        assert_eq!(store.get_now(big).as_deref(), Some(&doc[..]));
-        assert_eq!(store.get_now(small).as_deref(), Some(&b"{}"[..]));
+        assert_eq!(store.get_now(big).map(|s| s.doc).as_deref(), Some(&doc[..]));
+        assert_eq!(
+            store.get_now(small).map(|s| s.doc).as_deref(),
+            Some(&b"{}"[..])
+        );
     }
 
     #[test]

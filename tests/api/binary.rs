@@ -2,8 +2,8 @@
 //! shutdown on SIGTERM / SIGINT.
 
 use crate::helpers::{
-    create_body, error_body, padded_body, user_doc, user_from_created, wait_until_refusing, Conn,
-    HEALTH_BODY, IO_TIMEOUT,
+    assert_user, create_body, error_body, padded_body, user_from_created, wait_until_refusing,
+    Conn, HEALTH_BODY, IO_TIMEOUT,
 };
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -125,7 +125,7 @@ async fn binary_serves_and_exits_successfully_on_sigterm() {
         .roundtrip(crate::helpers::create_request("Ann", "a@b"))
         .await;
     let (id, doc) = user_from_created(&res);
-    assert_eq!(doc, user_doc(&id, "Ann", "a@b"));
+    assert_user(&doc, &id, "Ann", "a@b");
     server.signal("TERM");
     let (status, stderr) = server.wait_exit();
     assert!(
@@ -198,7 +198,7 @@ async fn binary_answers_a_request_in_flight_at_sigterm() {
 
     conn.send(&body).await;
     let (id, doc) = user_from_created(&conn.read_response().await);
-    assert_eq!(doc, user_doc(&id, "Ann", "a@b"));
+    assert_user(&doc, &id, "Ann", "a@b");
     let (status, stderr) = server.wait_exit();
     assert!(
         status.success(),

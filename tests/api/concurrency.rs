@@ -123,10 +123,10 @@ async fn concurrent_creates_answer_each_client_with_its_own_user() {
     for t in 0..64 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            let name = format!("client {t} {}", "x".repeat(t * 37 + 1));
+            let name = format!("client {t} {}", "x".repeat(t * 37 % 180 + 1));
             let email = format!("c{t}@example.com");
             let (id, doc) = app.create_user(&name, &email).await;
-            assert_eq!(doc, crate::helpers::user_doc(&id, &name, &email));
+            crate::helpers::assert_user(&doc, &id, &name, &email);
         }));
     }
     for t in tasks {

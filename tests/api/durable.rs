@@ -142,6 +142,11 @@ struct Writes {
 /// Runs `WRITERS` connections, each creating users until `stop`, a refusal or a dead connection.
 async fn write_concurrently(addr: SocketAddr, stop: Arc<AtomicBool>) -> Vec<Writes> {
     let mut tasks = tokio::task::JoinSet::new();
+    // Emails are unique, so each run's differ from those already stored.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     for w in 0..WRITERS {
         let stop = stop.clone();
         tasks.spawn(async move {
@@ -153,7 +158,10 @@ async fn write_concurrently(addr: SocketAddr, stop: Arc<AtomicBool>) -> Vec<Writ
                 }
                 let name = format!("writer {w} user {i} \u{e9}");
                 if conn
-                    .try_send(create_request(&name, "w@example.com"))
+                    .try_send(create_request(
+                        &name,
+                        &format!("w{w}.u{i}.{run}@example.com"),
+                    ))
                     .await
                     .is_err()
                 {

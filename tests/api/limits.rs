@@ -1,7 +1,7 @@
 //! Connection settings: the header read timeout, the connection limit, graceful shutdown.
 
 use crate::helpers::{
-    create_body, plain_request, spawn_app, spawn_app_with, user_doc, user_from_created,
+    assert_user, create_body, plain_request, spawn_app, spawn_app_with, user_from_created,
     HEALTH_BODY, IO_TIMEOUT,
 };
 use std::time::Duration;
@@ -98,7 +98,7 @@ async fn request_in_flight_at_shutdown_is_answered() {
     conn.send(&body).await;
     let res = conn.read_response().await;
     let (id, doc) = user_from_created(&res);
-    assert_eq!(doc, user_doc(&id, "Ann", "a@b"));
+    assert_user(&doc, &id, "Ann", "a@b");
     // Shutting down: the connection is not kept alive after that answer.
     assert!(conn.closed_within(IO_TIMEOUT).await);
     app.stopped().await;

@@ -6,7 +6,8 @@
 //! try more).
 
 use crate::helpers::{
-    create_body, error_body, ok_body, spawn_app_with, user_doc, Conn, Response, IO_TIMEOUT,
+    assert_user, create_body, data_of, error_body, expected_refusal, ok_body, spawn_app_with, Conn,
+    Response, TakenEmails, IO_TIMEOUT,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -133,6 +134,7 @@ fn check_create(body: &[u8], res: &Response) -> Result<(), TestCaseError> {
         return Ok(());
     }
     match res.status {
+        409 => prop_assert_eq!(res.body_str(), error_body("Email already exists")),
         201 => {
             let id = v["data"]["id"].as_str().unwrap_or_default();
             prop_assert!(crate::helpers::is_canonical_uuid_v4(id));
@@ -141,8 +143,8 @@ fn check_create(body: &[u8], res: &Response) -> Result<(), TestCaseError> {
             let msg = v["error"].as_str().unwrap();
             prop_assert!(
                 msg.starts_with("Malformed JSON: ")
-                    || msg == "Name is required"
-                    || msg == "Email looks invalid",
+                    || msg.starts_with("Name ")
+                    || msg.starts_with("Email "),
                 "400 with {:?}",
                 msg
             );
@@ -259,6 +261,7 @@ fn string_literal_inside() -> impl Strategy<Value = String> {
 fn create_with_arbitrary_string_literals_follows_the_contract() {
     let rt = runtime();
     let app = rt.block_on(spawn_app_with(Settings::default(), 64 * 1024));
+    let taken = TakenEmails::default();
     let strategy = (string_literal_inside(), string_literal_inside());
     runner(256)
         .run(&strategy, |(name, email)| {
@@ -274,16 +277,16 @@ fn create_with_arbitrary_string_literals_follows_the_contract() {
                     Ok(parsed) => {
                         let name = parsed["name"].as_str().unwrap().trim();
                         let email = parsed["email"].as_str().unwrap().trim();
-                        if name.is_empty() {
+                        if let Some(why) = expected_refusal(name, email) {
                             prop_assert_eq!(res.status, 400);
-                            prop_assert_eq!(res.body_str(), error_body("Name is required"));
-                        } else if !email.contains('@') {
-                            prop_assert_eq!(res.status, 400);
-                            prop_assert_eq!(res.body_str(), error_body("Email looks invalid"));
+                            prop_assert_eq!(res.body_str(), error_body(why));
+                        } else if !taken.take(email) {
+                            prop_assert_eq!(res.status, 409);
+                            prop_assert_eq!(res.body_str(), error_body("Email already exists"));
                         } else {
                             prop_assert_eq!(res.status, 201);
                             let id = v["data"]["id"].as_str().unwrap();
-                            prop_assert_eq!(res.body_str(), ok_body(&user_doc(id, name, email)));
+                            assert_user(&data_of(&res), id, name, email);
                         }
                     }
                 }
@@ -317,6 +320,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn create_with_arbitrary_json_objects_follows_the_contract() {
     let rt = runtime();
     let app = rt.block_on(spawn_app_with(Settings::default(), 64 * 1024));
+    let taken = TakenEmails::default();
     let field = prop_oneof![
         1 => Just(None),
         3 => any::<String>().prop_map(|s| Some(Value::String(s))),
@@ -349,14 +353,14 @@ fn create_with_arbitrary_json_objects_follows_the_contract() {
                 ) {
                     (Some(n), Some(e)) => {
                         let (n, e) = (n.trim(), e.trim());
-                        if n.is_empty() {
-                            prop_assert_eq!(res.body_str(), error_body("Name is required"));
-                        } else if !e.contains('@') {
-                            prop_assert_eq!(res.body_str(), error_body("Email looks invalid"));
+                        if let Some(why) = expected_refusal(n, e) {
+                            prop_assert_eq!(res.body_str(), error_body(why));
+                        } else if !taken.take(e) {
+                            prop_assert_eq!(res.body_str(), error_body("Email already exists"));
                         } else {
                             prop_assert_eq!(res.status, 201);
                             let id = v["data"]["id"].as_str().unwrap();
-                            prop_assert_eq!(res.body_str(), ok_body(&user_doc(id, n, e)));
+                            assert_user(&data_of(&res), id, n, e);
                         }
                     }
                     _ => {
@@ -410,21 +414,38 @@ fn path(known_id: String) -> impl Strategy<Value = String> {
 }
 
 /// What the route table must answer for `method path` (no body, no content type).
-fn expected_route(method: &str, path: &str, known_id: &str) -> (u16, Option<&'static str>) {
-    let path = path.split('?').next().unwrap();
+/// A status of 0 means "any 2xx or 4xx": the answer depends on more than the route.
+fn expected_route(
+    method: &str,
+    path: &str,
+    known_id: &str,
+    alive: bool,
+) -> (u16, Option<&'static str>) {
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
     let (get, allow) = match path {
         "/health" => (200, "GET, HEAD, OPTIONS"),
-        "/users" => (0, "OPTIONS, POST"),
+        "/users" => (200, "GET, HEAD, OPTIONS, POST"),
         p => match p.strip_prefix("/users/") {
-            Some(id) if !id.is_empty() && !id.contains('/') => {
-                (if id == known_id { 200 } else { 404 }, "GET, HEAD, OPTIONS")
-            }
+            Some(id) if !id.is_empty() && !id.contains('/') => (
+                if id == known_id && alive { 200 } else { 404 },
+                "DELETE, GET, HEAD, OPTIONS, PATCH",
+            ),
             _ => return (404, None),
         },
     };
+    let user_path = path.starts_with("/users/");
     match method {
-        "GET" | "HEAD" if get != 0 => (get, None),
+        // A query string on the list may hold a bad limit or cursor.
+        "GET" | "HEAD" if path == "/users" && query.is_some() => (0, None),
+        "GET" | "HEAD" => (get, None),
         "POST" if path == "/users" => (415, None),
+        // PATCH needs a JSON body (415 without one), unless the user is unknown (404).
+        "PATCH" if user_path => (if get == 404 { 404 } else { 415 }, None),
+        // The known user is deleted by the first DELETE; later ones find nobody.
+        "DELETE" if user_path => (if get == 404 { 404 } else { 204 }, None),
         "OPTIONS" => (204, Some(allow)),
         _ => (405, Some(allow)),
     }
@@ -438,15 +459,22 @@ fn arbitrary_methods_and_paths_follow_the_route_table() {
     let app = rt.block_on(spawn_app_with(Settings::default(), LIMIT));
     let known_id = rt.block_on(app.create_user("Ann", "a@b")).0;
     let strategy = (method(), path(known_id.clone()));
+    let deleted = std::sync::atomic::AtomicBool::new(false);
     runner(256)
         .run(&strategy, |(method, path)| {
             let raw = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n");
             rt.block_on(async {
                 let res = exchange(app.addr, raw.as_bytes(), &method).await?;
-                let (status, allow) = expected_route(&method, &path, &known_id);
-                prop_assert_eq!(res.status, status, "{} {}", method, path);
+                let alive = !deleted.load(std::sync::atomic::Ordering::Relaxed);
+                let (status, allow) = expected_route(&method, &path, &known_id, alive);
+                if status != 0 {
+                    prop_assert_eq!(res.status, status, "{} {}", method, path);
+                }
+                if method == "DELETE" && res.status == 204 {
+                    deleted.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 prop_assert_eq!(res.header("allow"), allow);
-                match (method.as_str(), status) {
+                match (method.as_str(), res.status) {
                     ("HEAD", _) | (_, 204) => prop_assert!(res.body.is_empty()),
                     _ => {
                         check_envelope(&res)?;
@@ -464,8 +492,14 @@ fn arbitrary_methods_and_paths_follow_the_route_table() {
 fn valid_users_round_trip_trimmed() {
     let rt = runtime();
     let app = rt.block_on(spawn_app_with(Settings::default(), 64 * 1024));
-    let name = any::<String>().prop_filter("blank", |n| !n.trim().is_empty());
-    let email = (any::<String>(), any::<String>()).prop_map(|(a, b)| format!("{a}@{b}"));
+    let taken = std::sync::Arc::new(TakenEmails::default());
+    let seen = taken.clone();
+    // Any characters but control ones, and whitespace around (trimmed away).
+    let name = "\\s{0,2}\\PC{1,60}\\s{0,2}".prop_filter("blank", |n| !n.trim().is_empty());
+    let part = "[^\\s@\\p{C}]{1,40}";
+    let email = ("\\s{0,2}", part, part, "\\s{0,2}")
+        .prop_map(|(a, l, d, b)| format!("{a}{l}@{d}{b}"))
+        .prop_filter("taken", move |e| !seen.is_taken(e));
     runner(128)
         .run(&(name, email), |(name, email)| {
             let body = create_body(&name, &email);
@@ -474,8 +508,9 @@ fn valid_users_round_trip_trimmed() {
                 let v = check_envelope(&res)?;
                 prop_assert_eq!(res.status, 201);
                 let id = v["data"]["id"].as_str().unwrap().to_owned();
-                let doc = user_doc(&id, name.trim(), email.trim());
-                prop_assert_eq!(res.body_str(), ok_body(&doc));
+                let doc = data_of(&res);
+                assert_user(&doc, &id, name.trim(), email.trim());
+                prop_assert!(taken.take(&email));
                 let raw = format!("GET /users/{id} HTTP/1.1\r\nHost: x\r\n\r\n");
                 let got = exchange(app.addr, raw.as_bytes(), "GET").await?;
                 prop_assert_eq!(got.status, 200);

@@ -64,7 +64,7 @@ async fn deep_pipeline_is_answered_whole_and_in_order() {
     let app = spawn_app().await;
     let mut users = Vec::new();
     for i in 0..20 {
-        users.push(app.create_user(&format!("u{i}"), "u@x").await);
+        users.push(app.create_user(&format!("u{i}"), &format!("u{i}@x")).await);
     }
     let mut conn = app.connect().await;
     let mut raw = Vec::new();
@@ -77,7 +77,7 @@ async fn deep_pipeline_is_answered_whole_and_in_order() {
             methods.push("HEAD");
         }
         if i % 4 == 0 {
-            raw.extend(create_request(&format!("new {i}"), "n@x"));
+            raw.extend(create_request(&format!("new {i}"), &format!("n{i}@x")));
             methods.push("POST");
         }
     }

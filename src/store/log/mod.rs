@@ -88,8 +88,8 @@ pub mod record;
 
 pub use faults::{CrashPoint, FaultKind, Faults};
 
-use super::{MemoryStore, StoreError, UserStore};
-use crate::users::UserId;
+use super::{EmailChange, MemoryStore, Page, StoreError, Stored, UserStore};
+use crate::users::{Cursor, UserId};
 use bytes::Bytes;
 use std::fmt;
 use std::future::{ready, Future};
@@ -275,24 +275,65 @@ impl Drop for LogStore {
     }
 }
 
+/// The answer to changes of existing users until the log records them.
+const NOT_YET: &str = "This store does not take changes to users yet";
+
 impl UserStore for LogStore {
-    fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send {
+    fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send {
         ready(Ok(self.mem.get_now(id)))
     }
 
-    fn insert(
+    fn create(
         &self,
         id: UserId,
+        email_key: String,
         doc: Bytes,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let queued = self.submit(id, doc);
+        let claimed = self.mem.emails().claim(&email_key, id);
+        let queued = if claimed {
+            self.submit(id, doc)
+        } else {
+            Err(StoreError::EmailTaken)
+        };
+        let mem = self.mem.clone();
         async move {
-            match queued {
+            let result = match queued {
                 // A dropped answer means the writer stopped (closed) before committing it.
                 Ok(answer) => answer.await.unwrap_or(Err(StoreError::Unavailable(CLOSED))),
                 Err(e) => Err(e),
+            };
+            if claimed && result.is_err() {
+                mem.emails().release(&email_key, id);
             }
+            result
         }
+    }
+
+    fn update(
+        &self,
+        _id: UserId,
+        _expected: u32,
+        _email: Option<EmailChange>,
+        _doc: Bytes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(Err(StoreError::Unavailable(NOT_YET)))
+    }
+
+    fn delete(
+        &self,
+        _id: UserId,
+        _expected: u32,
+        _email_key: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(Err(StoreError::Unavailable(NOT_YET)))
+    }
+
+    fn list(
+        &self,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        ready(Ok(self.mem.list_now(after, limit)))
     }
 
     fn len(&self) -> usize {

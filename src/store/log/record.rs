@@ -77,10 +77,8 @@ impl Record<'_> {
     /// Sets the state this record describes in `mem`; applying it again changes nothing.
     pub fn apply(&self, mem: &MemoryStore) {
         match *self {
-            Record::Create(id, doc) | Record::Update(id, doc) => mem.insert_now(id, doc),
-            Record::Delete(id) => {
-                mem.remove_now(id);
-            }
+            Record::Create(id, doc) | Record::Update(id, doc) => mem.apply_put(id, doc, None),
+            Record::Delete(id) => mem.apply_delete(id),
             Record::SnapshotBegin { .. } | Record::SnapshotEnd { .. } => {}
         }
     }

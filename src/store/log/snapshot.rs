@@ -88,7 +88,7 @@ fn write(path: &Path, covers: u64, mem: &MemoryStore) -> io::Result<(u64, u64)> 
     record::encode(&mut frame, &Record::SnapshotBegin { covers });
     put(&frame, &mut out)?;
     let mut failed = Ok(());
-    mem.for_each(|id, doc| {
+    mem.for_each(|id, _seq, doc| {
         if failed.is_ok() {
             frame.clear();
             record::encode(&mut frame, &Record::Create(id, doc));

@@ -31,11 +31,16 @@ impl Drop for TempDir {
     }
 }
 
+/// A unique email key for a test user.
+fn test_key(id: UserId) -> String {
+    format!("{id}@example.com")
+}
+
 fn users(n: usize) -> Vec<(UserId, Vec<u8>)> {
     (0..n)
         .map(|i| {
             let id = UserId::random();
-            let doc = format!(r#"{{"id":"{id}","name":"user {i}","email":"u{i}@example.com"}}"#);
+            let doc = format!(r#"{{"id":"{id}","name":"user {i}","email":"{id}@example.com"}}"#);
             (id, doc.into_bytes())
         })
         .collect()
@@ -68,7 +73,11 @@ fn refusal(dir: &TempDir) -> String {
 fn assert_holds_exactly(mem: &MemoryStore, users: &[(UserId, Vec<u8>)]) {
     assert_eq!(mem.len(), users.len());
     for (id, doc) in users {
-        assert_eq!(mem.get_now(*id).as_deref(), Some(&doc[..]), "user {id}");
+        assert_eq!(
+            mem.get_now(*id).map(|s| s.doc).as_deref(),
+            Some(&doc[..]),
+            "user {id}"
+        );
     }
 }
 
@@ -310,7 +319,7 @@ fn what_is_acknowledged_survives_rotations_snapshots_and_reopening() {
         // and they share group commits.
         let writes: Vec<_> = all
             .iter()
-            .map(|(id, doc)| store.insert(*id, Bytes::from(doc.clone())))
+            .map(|(id, doc)| store.create(*id, test_key(*id), Bytes::from(doc.clone())))
             .collect();
         block_on(async {
             for write in writes {
@@ -351,7 +360,10 @@ fn on_a_slow_disk_overlapping_fsyncs_lose_nothing_acknowledged() {
             let (store, all) = (store.clone(), all.clone());
             writers.push(tokio::spawn(async move {
                 for (id, doc) in all.iter().skip(w).step_by(16) {
-                    store.insert(*id, Bytes::from(doc.clone())).await.unwrap();
+                    store
+                        .create(*id, test_key(*id), Bytes::from(doc.clone()))
+                        .await
+                        .unwrap();
                 }
             }));
         }
@@ -379,7 +391,9 @@ fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
         };
         let store = open(&dir, options);
         let all = users(4);
-        let put = |i: usize| block_on(store.insert(all[i].0, Bytes::from(all[i].1.clone())));
+        let put = |i: usize| {
+            block_on(store.create(all[i].0, test_key(all[i].0), Bytes::from(all[i].1.clone())))
+        };
         put(0).unwrap();
         faults.fail_sync(0, kind);
         let Err(StoreError::Unavailable(why)) = put(1) else {
@@ -388,14 +402,14 @@ fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
         assert!(why.starts_with(prefix), "{why}");
         assert_eq!(put(2), Err(StoreError::Unavailable(why)));
         assert_eq!(
-            store.memory().get_now(all[0].0).as_deref(),
+            store.memory().get_now(all[0].0).map(|s| s.doc).as_deref(),
             Some(&all[0].1[..])
         );
         assert_eq!(store.memory().get_now(all[1].0), None);
         drop(store);
         let store = open(&dir, Options::default());
         assert_eq!(
-            store.memory().get_now(all[0].0).as_deref(),
+            store.memory().get_now(all[0].0).map(|s| s.doc).as_deref(),
             Some(&all[0].1[..])
         );
         put_after_restart(&store, &all[3]);
@@ -403,8 +417,11 @@ fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
 }
 
 fn put_after_restart(store: &LogStore, user: &(UserId, Vec<u8>)) {
-    block_on(store.insert(user.0, Bytes::from(user.1.clone()))).unwrap();
-    assert_eq!(store.memory().get_now(user.0).as_deref(), Some(&user.1[..]));
+    block_on(store.create(user.0, test_key(user.0), Bytes::from(user.1.clone()))).unwrap();
+    assert_eq!(
+        store.memory().get_now(user.0).map(|s| s.doc).as_deref(),
+        Some(&user.1[..])
+    );
 }
 
 #[test]
@@ -419,9 +436,10 @@ fn a_write_cut_short_by_a_full_disk_is_refused_and_cut_at_restart() {
         },
     );
     let all = users(3);
-    block_on(store.insert(all[0].0, Bytes::from(all[0].1.clone()))).unwrap();
+    block_on(store.create(all[0].0, test_key(all[0].0), Bytes::from(all[0].1.clone()))).unwrap();
     faults.fail_write(0, FaultKind::DiskFull);
-    let refused = block_on(store.insert(all[1].0, Bytes::from(all[1].1.clone())));
+    let refused =
+        block_on(store.create(all[1].0, test_key(all[1].0), Bytes::from(all[1].1.clone())));
     assert!(matches!(refused, Err(StoreError::Unavailable(why)) if why.starts_with("Disk full")));
     drop(store);
     let mem = MemoryStore::new(4);
