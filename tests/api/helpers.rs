@@ -272,6 +272,19 @@ impl TestApp {
             .await
     }
 
+    /// `PATCH path` with a JSON body and an optional `If-Match`.
+    pub async fn patch(&self, path: &str, body: &str, if_match: Option<&str>) -> Response {
+        let extra = if_match.map_or(String::new(), |m| format!("If-Match: {m}\r\n"));
+        self.request(json_request("PATCH", path, body, &extra))
+            .await
+    }
+
+    /// `DELETE path` with an optional `If-Match`.
+    pub async fn delete(&self, path: &str, if_match: Option<&str>) -> Response {
+        let extra = if_match.map_or(String::new(), |m| format!("If-Match: {m}\r\n"));
+        self.request(request_with("DELETE", path, &extra)).await
+    }
+
     /// Creates a user and checks the answer is a 201; returns the id and the user's JSON
     /// document (the envelope's `data`, byte for byte).
     pub async fn create_user(&self, name: &str, email: &str) -> (String, String) {
@@ -379,6 +392,22 @@ pub fn create_request(name: &str, email: &str) -> Vec<u8> {
         Some("application/json"),
         create_body(name, email).as_bytes(),
     )
+}
+
+/// The bytes of a request with a JSON body and optional extra header lines (each ending in
+/// CRLF).
+pub fn json_request(method: &str, path: &str, body: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         {extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The bytes of a body-less request with extra header lines (each ending in CRLF).
+pub fn request_with(method: &str, path: &str, extra: &str) -> Vec<u8> {
+    format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n").into_bytes()
 }
 
 /// The bytes of a body-less request.
