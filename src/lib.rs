@@ -12,7 +12,8 @@
 //!   store, write the answer.
 //! - [`users`]: the rules of the domain (ids, validation, normalisation, the user's JSON), with
 //!   no HTTP types.
-//! - [`store`]: the [`store::UserStore`] trait and its backends (the sharded in-memory map).
+//! - [`store`]: the [`store::UserStore`] trait and its backends: the sharded in-memory map
+//!   ([`store::MemoryStore`]) and the durable log that wraps it ([`store::LogStore`]).
 //! - [`response`]: the JSON envelope and the one error type, [`response::ApiError`], mapped to a
 //!   status and a body in one place.
 

@@ -123,17 +123,30 @@ impl Arena {
         loc
     }
 
-    fn read(&self, loc: Loc) -> Bytes {
+    /// The record's range within its chunk.
+    fn range(chunk: &[u8], loc: Loc) -> std::ops::Range<usize> {
         let start = loc.offset as usize;
-        let record = |chunk: &[u8]| {
-            let mut len = [0u8; 4];
-            len.copy_from_slice(&chunk[start..start + 4]);
-            start + 4..start + 4 + u32::from_le_bytes(len) as usize
-        };
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&chunk[start..start + 4]);
+        start + 4..start + 4 + u32::from_le_bytes(len) as usize
+    }
+
+    /// The document as a shared handle: a refcount bump for a sealed chunk, a copy from the
+    /// open one (which is still being written, so it cannot be shared).
+    fn read(&self, loc: Loc) -> Bytes {
         match self.sealed.get(loc.chunk as usize) {
-            Some(chunk) => chunk.slice(record(chunk)),
-            None => Bytes::copy_from_slice(&self.open[record(&self.open)]),
+            Some(chunk) => chunk.slice(Self::range(chunk, loc)),
+            None => Bytes::copy_from_slice(self.bytes(loc)),
         }
+    }
+
+    /// The document, borrowed.
+    fn bytes(&self, loc: Loc) -> &[u8] {
+        let chunk = match self.sealed.get(loc.chunk as usize) {
+            Some(chunk) => &chunk[..],
+            None => &self.open[..],
+        };
+        &chunk[Self::range(chunk, loc)]
     }
 }
 
@@ -204,7 +217,7 @@ impl MemoryStore {
             let shard = read(&shard.0);
             for (key, &loc) in &shard.index {
                 let id = UserId::from_u128(((key.hi as u128) << 64) | key.lo as u128);
-                f(id, &shard.arena.read(loc));
+                f(id, shard.arena.bytes(loc));
             }
         }
     }
@@ -218,6 +231,24 @@ impl MemoryStore {
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
         removed
+    }
+
+    /// Calls `f` with every user of shard `shard` (below [`Self::shard_count`]), holding the
+    /// shard's read lock only to copy its index (24 bytes a user), share its sealed chunks (a
+    /// refcount each) and copy its open chunk, never while `f` runs. So writers to the shard
+    /// wait for a copy, not for the walk (the durable store's snapshots walk this way).
+    pub fn for_each_in_shard(&self, shard: usize, mut f: impl FnMut(UserId, &[u8])) {
+        let (entries, arena) = {
+            let s = read(&self.shards[shard].0);
+            let entries: Vec<(Key, Loc)> = s.index.iter().map(|(k, l)| (*k, *l)).collect();
+            let open = BytesMut::from(&s.arena.open[..]);
+            let sealed = s.arena.sealed.clone();
+            (entries, Arena { sealed, open })
+        };
+        for (key, loc) in entries {
+            let id = UserId::from_u128(((key.hi as u128) << 64) | key.lo as u128);
+            f(id, arena.bytes(loc));
+        }
     }
 }
 
