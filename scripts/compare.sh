@@ -4,7 +4,7 @@
 # interleaved, medians and ratios to userd printed per scenario. Needs wrk (installed when
 # missing and root) and builds the peers outside the tree on first use.
 #
-#   scripts/compare.sh [--rounds N] [--duration SECS] [--only plain|pipelined|growth|instr]
+#   scripts/compare.sh [--rounds N] [--duration SECS] [--only plain|pipelined|growth|instr|durable]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -14,7 +14,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds N] [--duration SECS] [--only plain|pipelined|growth|instr]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--rounds N] [--duration SECS] [--only plain|pipelined|growth|instr|durable]" >&2; exit 2 ;;
   esac
 done
 bench=../shared/bench
@@ -46,4 +46,11 @@ if [ -z "$only" ] || [ "$only" = instr ]; then
   echo "\$ instr.py (callgrind, instructions per request)"
   python3 "$bench/instr.py" --requests 5000 "userd=target/release/userd --addr {addr} --in-memory --threads 1" \
       "seed-axum=$peers/release/seed-axum" "hyper-floor=$peers/release/hyper-floor" | head -4
+fi
+if [ -z "$only" ] || [ "$only" = durable ]; then
+  # The durable store (default --sync always) beside --in-memory; each start gets a fresh data
+  # directory (compare.py restarts the server every round).
+  run --server "$userd" \
+      --server "durable=target/release/userd --addr {addr} --data-dir \$(mktemp -d $TMP/data.XXXXXX)" \
+      --scenarios post,get --rounds "$rounds" --duration "$duration"
 fi

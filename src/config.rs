@@ -66,7 +66,8 @@ pub struct Config {
 
     /// Seconds a client has to send a request's headers (also how long an idle keep-alive
     /// connection is kept open).
-    #[arg(long, env = "USERD_HEADER_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "USERD_HEADER_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout: u64,
 
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.

@@ -6,7 +6,8 @@
 //! The files follow a request from the socket to the bytes that answer it:
 //!
 //! - [`config`]: flags and their environment twins, read in one place.
-//! - [`server`]: the listener, the accept loop, hyper's HTTP/1 connection settings, shutdown.
+//! - [`server`]: the listener, the accept loop, hyper's HTTP/1 connection settings, the header
+//!   timeout (one watchdog per connection), shutdown.
 //! - [`router`]: the matchit table: path to route, method to endpoint, 404 / 405 + `Allow`.
 //! - [`handlers`]: HTTP glue only: check the request, borrow its input, call the rules and the
 //!   store, write the answer.
