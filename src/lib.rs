@@ -6,13 +6,15 @@
 //! The files follow a request from the socket to the bytes that answer it:
 //!
 //! - [`config`]: flags and their environment twins, read in one place.
-//! - [`server`]: the listener, the accept loop, hyper's HTTP/1 connection settings, shutdown.
+//! - [`server`]: the listener, the accept loop, hyper's HTTP/1 connection settings, the header
+//!   timeout (one watchdog per connection), shutdown.
 //! - [`router`]: the matchit table: path to route, method to endpoint, 404 / 405 + `Allow`.
 //! - [`handlers`]: HTTP glue only: check the request, borrow its input, call the rules and the
 //!   store, write the answer.
 //! - [`users`]: the rules of the domain (ids, validation, normalisation, the user's JSON), with
 //!   no HTTP types.
-//! - [`store`]: the [`store::UserStore`] trait and its backends (the sharded in-memory map).
+//! - [`store`]: the [`store::UserStore`] trait and its backends: the sharded in-memory map
+//!   ([`store::MemoryStore`]) and the durable log that wraps it ([`store::LogStore`]).
 //! - [`response`]: the JSON envelope and the one error type, [`response::ApiError`], mapped to a
 //!   status and a body in one place.
 

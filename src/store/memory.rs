@@ -457,6 +457,28 @@ impl MemoryStore {
         }
     }
 
+    /// Calls `f` with every user of shard `shard` (below [`Self::shard_count`]) in creation
+    /// order: id, sequence number, document. Holds the shard's read lock only to copy its live
+    /// order entries with their places (32 bytes a user), share its sealed chunks (a refcount
+    /// each) and copy its open chunk, never while `f` runs. So writers to the shard wait for a
+    /// copy, not for the walk (the durable store's snapshots walk this way).
+    pub fn for_each_in_shard(&self, shard: usize, mut f: impl FnMut(UserId, u64, &[u8])) {
+        let (entries, arena) = {
+            let s = read(&self.shards[shard].0);
+            let entries: Vec<(u64, Key, Loc)> = (s.order.iter())
+                .filter(|e| e.1 != GONE)
+                .filter_map(|&(seq, key)| s.index.get(&key).map(|&loc| (seq, key, loc)))
+                .collect();
+            let open = BytesMut::from(&s.arena.open[..]);
+            let sealed = s.arena.sealed.clone();
+            (entries, Arena { sealed, open })
+        };
+        for (seq, key, loc) in entries {
+            let id = UserId::from_u128(((key.hi as u128) << 64) | key.lo as u128);
+            f(id, seq, &arena.read(loc).doc);
+        }
+    }
+
     /// Calls `f` with every stored user's id, sequence number and document, one shard at a
     /// time, each shard in creation order.
     ///

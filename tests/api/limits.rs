@@ -49,6 +49,47 @@ async fn idle_kept_alive_connection_is_closed_after_the_header_timeout() {
     assert!(conn.closed_within(Duration::from_secs(10)).await);
 }
 
+/// A head dripped a byte at a time (each byte well within the timeout) is still cut off: the
+/// timeout bounds the whole head, not the gap between bytes (slowloris).
+#[tokio::test]
+async fn head_dripped_byte_by_byte_is_closed_after_the_header_timeout() {
+    let app = spawn_app_with(header_timeout_of_one_second(), 1024).await;
+    let mut conn = app.connect().await;
+    let start = std::time::Instant::now();
+    for b in "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        .bytes()
+        .cycle()
+    {
+        if conn.try_send([b]).await.is_err() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "a dripping head kept its connection open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The timeout covers the head only: a body that arrives after it, or a keep-alive connection
+/// that is busy with requests, is not cut off.
+#[tokio::test]
+async fn slow_body_after_a_timely_head_is_answered() {
+    let app = spawn_app_with(header_timeout_of_one_second(), 1024).await;
+    let mut conn = app.connect().await;
+    let body = create_body("Slow", "slow@example.com");
+    conn.send(format!(
+        "POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    conn.send(&body).await;
+    let res = conn.read_response().await;
+    let (id, doc) = user_from_created(&res);
+    assert_user(&doc, &id, "Slow", "slow@example.com");
+}
+
 /// At the connection limit, a further client waits (in the listen backlog) instead of being
 /// served or refused, and is served as soon as a slot frees up.
 #[tokio::test]

@@ -11,6 +11,8 @@
 //!   process, of the kernel and a power loss (given a disk that honours cache flushes).
 //!   Concurrent writers share one write and one fdatasync (group commit): while one fdatasync
 //!   runs the next batch gathers, so throughput grows with the number of concurrent writers.
+//!   When fdatasyncs are slow (over 0.5 ms on average), a second may start beside the running
+//!   one, so that a request waits for about one fdatasync rather than one and a half.
 //! - `interval`: fdatasynced within about 100 ms (the writer thread fsyncs at most 100 ms after
 //!   the first write since the last fsync). A crash of the process loses nothing once the
 //!   answer was sent (the data is in the kernel's page cache); a kernel crash or power loss
@@ -21,6 +23,10 @@
 //!
 //! A reader never sees a user before it is durable as above: records are applied to memory
 //! only after their write (and fsync) succeeded.
+//!
+//! At shutdown userd reports how many writes and fdatasyncs the users took, for example
+//! `userd: log closed: 477491 users in 27552 writes and 27553 fdatasyncs (0 on the fsync
+//! threads)` (64 concurrent clients, fast disk: 17 users per fdatasync).
 //!
 //! # The data directory (`--data-dir`, default `./data`)
 //!
@@ -36,8 +42,9 @@
 //! the next segment (and fsyncs the directory), then, on another thread, writes a snapshot of
 //! every user to a temporary file, fsyncs it, renames it into place, fsyncs the directory and
 //! deletes the segments and snapshots it replaces. Writes go on meanwhile; a write to the
-//! shard the snapshot is reading at that moment waits for that one shard (`--shards` more
-//! shards make the wait shorter); the snapshot's line on stderr says how long it was.
+//! shard the snapshot is copying at that moment waits for the copy of that shard's index
+//! (under 0.5 ms for 1.6 million users in the durable store's default of at least 64 shards;
+//! 5 to 8 ms with 4); the snapshot's line on stderr says how long writes waited at most.
 //! A second userd on the same directory refuses to start, naming the pid that holds `LOCK`.
 //!
 //! # Backups while running
@@ -56,8 +63,8 @@
 //! reports on stderr what it did, for example:
 //!
 //! ```text
-//! userd: cut a torn record (the file ends inside a record) from data/segment-00000000000000000004.log at offset 1185 bytes: 37 bytes dropped
-//! userd: recovered 1000000 users from data in 1.21s (snapshot-00000000000000000003.snap with 900000 users; 2 segments, 100000 records replayed)
+//! userd: cut a torn record (the file ends inside a record) from data/segment-00000000000000000004.log at offset 36333995: 91 bytes dropped
+//! userd: recovered 1623723 users from data in 440.04ms (snapshot-00000000000000000004.snap with 1381718 users; 1 segments, 247541 records replayed)
 //! ```
 //!
 //! A torn last record of the last segment (what a crash mid-write leaves) is cut and reported
@@ -79,6 +86,7 @@
 
 mod faults;
 mod files;
+mod options;
 mod recovery;
 mod snapshot;
 mod sync;
@@ -87,84 +95,18 @@ mod writer;
 pub mod record;
 
 pub use faults::{CrashPoint, FaultKind, Faults};
+pub use options::{Options, SyncMode, DEFAULT_COMPACT_BYTES};
 
 use super::{EmailChange, MemoryStore, Page, StoreError, Stored, UserStore};
 use crate::users::{Cursor, UserId};
 use bytes::Bytes;
-use std::fmt;
 use std::future::{ready, Future};
 use std::io;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use tokio::sync::oneshot;
 use writer::{Job, Shared, Writer};
-
-/// When a write counts as durable; see the module docs for what each mode promises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SyncMode {
-    /// fdatasync before acknowledging, shared by concurrent writers.
-    #[default]
-    Always,
-    /// fdatasync about every 100 ms.
-    Interval,
-    /// Leave it to the kernel.
-    None,
-}
-
-impl FromStr for SyncMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "always" => Ok(SyncMode::Always),
-            "interval" => Ok(SyncMode::Interval),
-            "none" => Ok(SyncMode::None),
-            _ => Err("must be always, interval or none".into()),
-        }
-    }
-}
-
-impl fmt::Display for SyncMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SyncMode::Always => "always",
-            SyncMode::Interval => "interval",
-            SyncMode::None => "none",
-        })
-    }
-}
-
-/// How a [`LogStore`] writes.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// When a write counts as durable (`--sync`).
-    pub sync: SyncMode,
-    /// Size past which the active segment is closed and a snapshot taken (`--compact-bytes`).
-    pub compact_bytes: u64,
-    /// Cut damaged files instead of refusing to start (`--salvage`).
-    pub salvage: bool,
-    /// For tests: abort the process at this point (`--crash-at`).
-    pub crash_at: Option<CrashPoint>,
-    /// For tests: disk faults to inject into segment writes and fsyncs.
-    pub faults: Option<Faults>,
-}
-
-/// `--compact-bytes`' default: a snapshot about every half million users of ~100 bytes.
-pub const DEFAULT_COMPACT_BYTES: u64 = 64 << 20;
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            sync: SyncMode::Always,
-            compact_bytes: DEFAULT_COMPACT_BYTES,
-            salvage: false,
-            crash_at: None,
-            faults: None,
-        }
-    }
-}
 
 /// The answer to writes once the store is closed.
 const CLOSED: &str = "userd is shutting down and takes no more writes";

@@ -1,27 +1,20 @@
 //! Recovery at start: load the latest snapshot, replay the segments after it in order, cut a
 //! torn tail, refuse (or with `--salvage`, cut) damage anywhere else.
 //!
-//! # Torn or damaged?
-//!
-//! Only the last segment can end in a torn record: a segment is fsynced before the next one is
-//! created. In the last segment, bytes that do not decode (a frame that runs past the end of
-//! the file, a bad length, a bad checksum: what an interrupted append leaves, including the
-//! zeros a file system may show where data never landed) are a torn tail if no sound frame
-//! starts anywhere after them. Anything else (a bad record with sound records after it, any
-//! bad record in an earlier segment or in a snapshot, a sound record of an unknown version)
-//! is damage: userd will not guess which acknowledged users it would lose, and stops.
-//!
-//! One case cannot be told apart: damage to the very last record of the last segment looks
-//! exactly like a torn append, and is cut as one.
+//! How a file's frames are read, and how a torn tail is told from damage, is in `scan`.
 
 use super::files::{self, with_path};
-use super::record::{Damage, Header, Record, HEADER_LEN};
+use super::record::{Damage, Record};
 use super::snapshot;
 use crate::store::{MemoryStore, UserStore};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+mod scan;
+
+use scan::{is_torn, scan, Bad};
 
 /// What recovery found and did, for the report at start, and where the writer goes on.
 #[derive(Debug)]
@@ -40,96 +33,6 @@ pub struct Recovery {
     pub elapsed: Duration,
     /// The segment to append to, its sequence number and the length of its sound records.
     pub active: (File, u64, u64),
-}
-
-/// Where a file stops holding sound records, and why.
-#[derive(Debug, Clone, Copy)]
-struct Bad {
-    offset: u64,
-    damage: Damage,
-}
-
-/// The outcome of reading one file's frames.
-struct Scan {
-    records: u64,
-    /// The offset just past the last sound record.
-    sound_end: u64,
-    bad: Option<Bad>,
-}
-
-/// Reads every frame of `path`, handing each sound record to `on`, until the end of the file
-/// or the first frame that is not sound (or that `on` refuses).
-fn scan(path: &Path, mut on: impl FnMut(Record<'_>) -> Result<(), Damage>) -> io::Result<Scan> {
-    let file = File::open(path).map_err(|e| with_path(e, "cannot open", path))?;
-    let file_len = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut payload = Vec::new();
-    let mut at = Scan {
-        records: 0,
-        sound_end: 0,
-        bad: None,
-    };
-    let stop = |mut at: Scan, damage| {
-        let offset = at.sound_end;
-        at.bad = Some(Bad { offset, damage });
-        Ok(at)
-    };
-    while at.sound_end < file_len {
-        if file_len - at.sound_end < HEADER_LEN as u64 {
-            return stop(at, Damage::Incomplete);
-        }
-        let mut head = [0; HEADER_LEN];
-        reader.read_exact(&mut head)?;
-        let header = Header::parse(&head);
-        let Some(len) = header.payload_len() else {
-            return stop(at, Damage::Length);
-        };
-        let end = at.sound_end + (HEADER_LEN + len) as u64;
-        if end > file_len {
-            return stop(at, Damage::Incomplete);
-        }
-        payload.resize(len, 0);
-        reader.read_exact(&mut payload)?;
-        if let Err(damage) = header.decode(&payload).and_then(&mut on) {
-            return stop(at, damage);
-        }
-        at.records += 1;
-        at.sound_end = end;
-    }
-    Ok(at)
-}
-
-/// Returns true if and only if a sound frame starts somewhere in `path` after `from`.
-///
-/// Tries every offset: after damage the frames need not line up with anything.
-fn sound_frame_after(path: &Path, from: u64) -> io::Result<bool> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(from))?;
-    let mut rest = Vec::new();
-    file.read_to_end(&mut rest)?;
-    for at in 0..rest.len().saturating_sub(HEADER_LEN) {
-        let head: &[u8; HEADER_LEN] = rest[at..at + HEADER_LEN].try_into().unwrap_or(&[0; 8]);
-        let header = Header::parse(head);
-        let Some(len) = header.payload_len() else {
-            continue;
-        };
-        let payload = &rest[at + HEADER_LEN..];
-        if payload.len() >= len && header.decode(&payload[..len]).is_ok() {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Returns true if and only if `bad`, found in the last segment, is what an interrupted append
-/// leaves (see the module docs).
-fn is_torn(path: &Path, bad: &Bad) -> io::Result<bool> {
-    match bad.damage {
-        Damage::Incomplete | Damage::Length | Damage::Checksum => {
-            Ok(!sound_frame_after(path, bad.offset + 1)?)
-        }
-        _ => Ok(false),
-    }
 }
 
 fn damaged(path: &Path, bad: &Bad) -> io::Error {

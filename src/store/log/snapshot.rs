@@ -35,9 +35,8 @@ pub struct Taken {
 
 /// Writes a snapshot of `mem` that covers the segments before `covers`, then deletes them.
 ///
-/// Walks the store one shard at a time under that shard's read lock (see
-/// [`MemoryStore::for_each`]): a write to the shard being walked waits for the walk of that
-/// shard, writes to the other shards do not wait.
+/// Walks the store one shard at a time (see [`MemoryStore::for_each_in_shard`]): a write to
+/// a shard waits at most for a copy of that shard's index, not for the walk or the disk.
 pub fn take(
     dir: &Path,
     covers: u64,
@@ -88,14 +87,16 @@ fn write(path: &Path, covers: u64, mem: &MemoryStore) -> io::Result<(u64, u64)> 
     record::encode(&mut frame, &Record::SnapshotBegin { covers });
     put(&frame, &mut out)?;
     let mut failed = Ok(());
-    mem.for_each(|id, _seq, doc| {
-        if failed.is_ok() {
-            frame.clear();
-            record::encode(&mut frame, &Record::Create(id, doc));
-            failed = put(&frame, &mut out);
-            users += 1;
-        }
-    });
+    for shard in 0..mem.shard_count() {
+        mem.for_each_in_shard(shard, |id, _seq, doc| {
+            if failed.is_ok() {
+                frame.clear();
+                record::encode(&mut frame, &Record::Create(id, doc));
+                failed = put(&frame, &mut out);
+                users += 1;
+            }
+        });
+    }
     failed?;
     frame.clear();
     record::encode(&mut frame, &Record::SnapshotEnd { count: users });

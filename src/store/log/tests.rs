@@ -1,4 +1,5 @@
-//! Recovery, framing and failure-policy tests over real files in a temporary directory.
+//! Tests over real files in a temporary directory: recovery and framing (`recovery`), the
+//! store end to end with its failure policy (`store`), and the helpers they share.
 
 use super::record::{encode, Record};
 use super::recovery::{recover, Recovery};
@@ -7,11 +8,14 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod recovery;
+mod store;
+
 /// A fresh directory under the system's temp dir, removed when dropped.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> Self {
+    pub(super) fn new(tag: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("userd-{tag}-{}-{n}", std::process::id()));
@@ -20,7 +24,7 @@ impl TempDir {
         TempDir(path)
     }
 
-    fn segment(&self, seq: u64) -> PathBuf {
+    pub(super) fn segment(&self, seq: u64) -> PathBuf {
         self.0.join(files::segment_name(seq))
     }
 }
@@ -31,12 +35,12 @@ impl Drop for TempDir {
     }
 }
 
-/// A unique email key for a test user.
-fn test_key(id: UserId) -> String {
+/// A unique email key for a test user (the one its document holds).
+pub(super) fn test_key(id: UserId) -> String {
     format!("{id}@example.com")
 }
 
-fn users(n: usize) -> Vec<(UserId, Vec<u8>)> {
+pub(super) fn users(n: usize) -> Vec<(UserId, Vec<u8>)> {
     (0..n)
         .map(|i| {
             let id = UserId::random();
@@ -47,7 +51,7 @@ fn users(n: usize) -> Vec<(UserId, Vec<u8>)> {
 }
 
 /// The users' create records, framed, and the offset where each starts.
-fn log_of(users: &[(UserId, Vec<u8>)]) -> (Vec<u8>, Vec<usize>) {
+pub(super) fn log_of(users: &[(UserId, Vec<u8>)]) -> (Vec<u8>, Vec<usize>) {
     let (mut log, mut starts) = (Vec::new(), Vec::new());
     for (id, doc) in users {
         starts.push(log.len());
@@ -56,21 +60,24 @@ fn log_of(users: &[(UserId, Vec<u8>)]) -> (Vec<u8>, Vec<usize>) {
     (log, starts)
 }
 
-fn recover_into_fresh(dir: &TempDir, salvage: bool) -> io::Result<(MemoryStore, Recovery)> {
+pub(super) fn recover_into_fresh(
+    dir: &TempDir,
+    salvage: bool,
+) -> io::Result<(MemoryStore, Recovery)> {
     let mem = MemoryStore::new(4);
     let found = recover(&dir.0, &mem, salvage)?;
     Ok((mem, found))
 }
 
 /// The error recovery of `dir` fails with.
-fn refusal(dir: &TempDir) -> String {
+pub(super) fn refusal(dir: &TempDir) -> String {
     match recover_into_fresh(dir, false) {
         Ok(_) => panic!("recovery of {} went on", dir.0.display()),
         Err(e) => e.to_string(),
     }
 }
 
-fn assert_holds_exactly(mem: &MemoryStore, users: &[(UserId, Vec<u8>)]) {
+pub(super) fn assert_holds_exactly(mem: &MemoryStore, users: &[(UserId, Vec<u8>)]) {
     assert_eq!(mem.len(), users.len());
     for (id, doc) in users {
         assert_eq!(
@@ -81,369 +88,13 @@ fn assert_holds_exactly(mem: &MemoryStore, users: &[(UserId, Vec<u8>)]) {
     }
 }
 
-#[test]
-fn truncating_the_last_record_at_every_offset_keeps_exactly_the_complete_records() {
-    let all = users(5);
-    let (log, starts) = log_of(&all);
-    let last = starts[4];
-    for cut in last..=log.len() {
-        let dir = TempDir::new("torn");
-        fs::write(dir.segment(1), &log[..cut]).unwrap();
-        let (mem, found) = recover_into_fresh(&dir, false).unwrap();
-        let kept = if cut == log.len() { 5 } else { 4 };
-        assert_holds_exactly(&mem, &all[..kept]);
-        let sound_len = if kept == 5 { log.len() } else { last };
-        assert_eq!(
-            fs::metadata(dir.segment(1)).unwrap().len(),
-            sound_len as u64
-        );
-        assert_eq!(found.active.2, sound_len as u64);
-        assert_eq!(
-            found.notes.len(),
-            usize::from(cut != last && kept == 4),
-            "cut at {cut}"
-        );
-        drop(found);
-
-        let (again, found) = recover_into_fresh(&dir, false).unwrap();
-        assert_holds_exactly(&again, &all[..kept]);
-        assert!(
-            found.notes.is_empty(),
-            "a second recovery changed something: {:?}",
-            found.notes
-        );
-        assert_eq!(
-            fs::metadata(dir.segment(1)).unwrap().len(),
-            sound_len as u64
-        );
-    }
-}
-
-#[test]
-fn a_last_record_whose_end_never_reached_the_disk_is_cut_as_torn() {
-    let all = users(5);
-    let (log, starts) = log_of(&all);
-    for zeroed_from in starts[4] + 1..log.len() {
-        let dir = TempDir::new("zeros");
-        let mut bytes = log.clone();
-        bytes[zeroed_from..].fill(0);
-        // What a file system that extended the file before the data landed leaves, plus the
-        // preallocated zeros some leave after it.
-        bytes.extend_from_slice(&[0; 512]);
-        fs::write(dir.segment(1), &bytes).unwrap();
-        let (mem, found) = recover_into_fresh(&dir, false).unwrap();
-        assert_holds_exactly(&mem, &all[..4]);
-        assert!(found.notes[0].contains("torn"), "{:?}", found.notes);
-    }
-}
-
-#[test]
-fn a_flipped_byte_mid_file_refuses_to_start_naming_the_file_and_offset() {
-    let all = users(40);
-    let (log, starts) = log_of(&all);
-    let k = 20;
-    for at in starts[k]..starts[k + 1] {
-        let dir = TempDir::new("flip");
-        let mut bytes = log.clone();
-        bytes[at] ^= 0x40;
-        fs::write(dir.segment(1), &bytes).unwrap();
-        let err = refusal(&dir);
-        let message = err;
-        assert!(
-            message.contains(&dir.segment(1).display().to_string()),
-            "{message}"
-        );
-        assert!(
-            message.contains(&format!("at offset {}:", starts[k])),
-            "byte {at}: {message}"
-        );
-        assert_eq!(
-            fs::read(dir.segment(1)).unwrap(),
-            bytes,
-            "a refused start changed the file"
-        );
-
-        let (mem, found) = recover_into_fresh(&dir, true).unwrap();
-        assert_holds_exactly(&mem, &all[..k]);
-        assert!(found.notes[0].starts_with("salvage"), "{:?}", found.notes);
-        drop(found);
-        let (again, _) = recover_into_fresh(&dir, false).unwrap();
-        assert_holds_exactly(&again, &all[..k]);
-    }
-}
-
-#[test]
-fn damage_in_an_earlier_segment_is_never_taken_for_a_torn_tail() {
-    let all = users(10);
-    let (log, starts) = log_of(&all[..5]);
-    let dir = TempDir::new("early");
-    fs::write(dir.segment(1), &log[..starts[4] + 3]).unwrap();
-    fs::write(dir.segment(2), log_of(&all[5..]).0).unwrap();
-    let err = refusal(&dir);
-    assert!(
-        err.contains(&format!(
-            "{} is damaged at offset {}",
-            dir.segment(1).display(),
-            starts[4]
-        )),
-        "{err}"
-    );
-}
-
-#[test]
-fn replay_over_a_snapshot_that_holds_part_of_the_segment_changes_nothing() {
-    let all = users(30);
-    let dir = TempDir::new("overlap");
-    let mem = MemoryStore::new(4);
-    for (id, doc) in &all[..20] {
-        mem.insert_now(*id, doc);
-    }
-    fs::write(dir.segment(1), log_of(&all[..15]).0).unwrap();
-    // Segment 2 began before the snapshot was taken: records 15..20 are in both.
-    fs::write(dir.segment(2), log_of(&all[15..]).0).unwrap();
-    let taken = snapshot::take(&dir.0, 2, &mem, None).unwrap();
-    assert_eq!((taken.users, taken.removed), (20, 1));
-    assert!(!dir.segment(1).exists());
-
-    let (mem, found) = recover_into_fresh(&dir, false).unwrap();
-    assert_holds_exactly(&mem, &all);
-    assert_eq!((found.replayed, found.segments), (15, 1));
-    drop(found);
-    let (again, _) = recover_into_fresh(&dir, false).unwrap();
-    assert_holds_exactly(&again, &all);
-}
-
-#[test]
-fn updates_and_deletes_replay_to_the_same_state_twice_over() {
-    let all = users(3);
-    let mut log = log_of(&all).0;
-    encode(&mut log, &Record::Update(all[0].0, b"{\"v\":2}"));
-    encode(&mut log, &Record::Delete(all[1].0));
-    let twice = [log.clone(), log].concat();
-    let dir = TempDir::new("ops");
-    fs::write(dir.segment(1), twice).unwrap();
-    let (mem, _) = recover_into_fresh(&dir, false).unwrap();
-    assert_holds_exactly(&mem, &[(all[0].0, b"{\"v\":2}".to_vec()), all[2].clone()]);
-}
-
-#[test]
-fn leftovers_of_a_crash_mid_snapshot_are_removed_at_start() {
-    let all = users(12);
-    let dir = TempDir::new("leftovers");
-    let mem = MemoryStore::new(2);
-    for (id, doc) in &all[..8] {
-        mem.insert_now(*id, doc);
-    }
-    fs::write(dir.segment(1), log_of(&all[..4]).0).unwrap();
-    fs::write(dir.segment(2), log_of(&all[4..8]).0).unwrap();
-    fs::write(dir.segment(3), log_of(&all[8..]).0).unwrap();
-    // As if userd died after the rename, before deleting what the snapshot replaces, while
-    // a later snapshot was being written.
-    snapshot::take(&dir.0, 3, &mem, None).unwrap();
-    fs::write(dir.segment(1), log_of(&all[..4]).0).unwrap();
-    fs::write(dir.0.join(files::temp_name(4)), b"partial").unwrap();
-
-    let (mem, found) = recover_into_fresh(&dir, false).unwrap();
-    assert_holds_exactly(&mem, &all);
-    let listing = files::list(&dir.0).unwrap();
-    assert_eq!(listing.segments.keys().copied().collect::<Vec<_>>(), [3]);
-    assert!(listing.temps.is_empty());
-    assert_eq!(found.notes.len(), 2, "{:?}", found.notes);
-}
-
-#[test]
-fn a_damaged_snapshot_refuses_to_start_and_salvage_rewrites_it() {
-    let all = users(50);
-    let dir = TempDir::new("snapdamage");
-    let mem = MemoryStore::new(1);
-    for (id, doc) in &all {
-        mem.insert_now(*id, doc);
-    }
-    files::create_segment(&dir.0, 2).unwrap();
-    snapshot::take(&dir.0, 2, &mem, None).unwrap();
-    let path = dir.0.join(files::snapshot_name(2));
-    let mut bytes = fs::read(&path).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
-    fs::write(&path, &bytes).unwrap();
-
-    let err = refusal(&dir);
-    assert!(
-        err.contains(&format!("{} is damaged at offset", path.display())),
-        "{err}"
-    );
-    let (salvaged, found) = recover_into_fresh(&dir, true).unwrap();
-    let kept = salvaged.len();
-    assert!(kept > 0 && kept < all.len(), "kept {kept}");
-    drop(found);
-    let (again, found) = recover_into_fresh(&dir, false).unwrap();
-    assert_eq!(again.len(), kept);
-    assert!(found.notes.is_empty(), "{:?}", found.notes);
-}
-
-#[test]
-fn a_missing_segment_refuses_to_start() {
-    let all = users(4);
-    let dir = TempDir::new("gap");
-    fs::write(dir.segment(1), log_of(&all[..2]).0).unwrap();
-    fs::write(dir.segment(3), log_of(&all[2..]).0).unwrap();
-    let err = refusal(&dir);
-    assert!(err.contains("segments 2 to 2 are missing"), "{err}");
-    let (mem, _) = recover_into_fresh(&dir, true).unwrap();
-    assert_eq!(mem.len(), 4);
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
+pub(super) fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
         .block_on(f)
 }
 
-fn open(dir: &TempDir, options: Options) -> LogStore {
+pub(super) fn open(dir: &TempDir, options: Options) -> LogStore {
     LogStore::open(&dir.0, MemoryStore::new(4), options).unwrap()
-}
-
-#[test]
-fn what_is_acknowledged_survives_rotations_snapshots_and_reopening() {
-    for sync in [SyncMode::Always, SyncMode::Interval, SyncMode::None] {
-        let dir = TempDir::new("reopen");
-        let options = Options {
-            sync,
-            compact_bytes: 2048,
-            ..Options::default()
-        };
-        let store = open(&dir, options.clone());
-        let all = users(300);
-        // `insert` queues its write when called, so all are queued before the first await
-        // and they share group commits.
-        let writes: Vec<_> = all
-            .iter()
-            .map(|(id, doc)| store.create(*id, test_key(*id), Bytes::from(doc.clone())))
-            .collect();
-        block_on(async {
-            for write in writes {
-                write.await.unwrap();
-            }
-        });
-        assert_holds_exactly(store.memory(), &all);
-        drop(store);
-        let store = open(&dir, options);
-        assert_holds_exactly(store.memory(), &all);
-        let listing = files::list(&dir.0).unwrap();
-        assert!(
-            listing.snapshots.len() <= 1 && listing.segments.len() <= 3,
-            "{listing:?}"
-        );
-    }
-}
-
-#[test]
-fn on_a_slow_disk_overlapping_fsyncs_lose_nothing_acknowledged() {
-    let dir = TempDir::new("slow");
-    let faults = Faults::new();
-    faults.slow_syncs(std::time::Duration::from_millis(2));
-    let options = Options {
-        faults: Some(faults),
-        compact_bytes: 8192,
-        ..Options::default()
-    };
-    let store = Arc::new(open(&dir, options));
-    let all = Arc::new(users(400));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut writers = Vec::new();
-        for w in 0..16 {
-            let (store, all) = (store.clone(), all.clone());
-            writers.push(tokio::spawn(async move {
-                for (id, doc) in all.iter().skip(w).step_by(16) {
-                    store
-                        .create(*id, test_key(*id), Bytes::from(doc.clone()))
-                        .await
-                        .unwrap();
-                }
-            }));
-        }
-        for w in writers {
-            w.await.unwrap();
-        }
-    });
-    assert_holds_exactly(store.memory(), &all);
-    drop(store);
-    let store = open(&dir, Options::default());
-    assert_holds_exactly(store.memory(), &all);
-}
-
-#[test]
-fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
-    for (kind, prefix) in [
-        (FaultKind::Io, "Storage failure"),
-        (FaultKind::DiskFull, "Disk full"),
-    ] {
-        let dir = TempDir::new("fault");
-        let faults = Faults::new();
-        let options = Options {
-            faults: Some(faults.clone()),
-            ..Options::default()
-        };
-        let store = open(&dir, options);
-        let all = users(4);
-        let put = |i: usize| {
-            block_on(store.create(all[i].0, test_key(all[i].0), Bytes::from(all[i].1.clone())))
-        };
-        put(0).unwrap();
-        faults.fail_sync(0, kind);
-        let Err(StoreError::Unavailable(why)) = put(1) else {
-            panic!("acknowledged")
-        };
-        assert!(why.starts_with(prefix), "{why}");
-        assert_eq!(put(2), Err(StoreError::Unavailable(why)));
-        assert_eq!(
-            store.memory().get_now(all[0].0).map(|s| s.doc).as_deref(),
-            Some(&all[0].1[..])
-        );
-        assert_eq!(store.memory().get_now(all[1].0), None);
-        drop(store);
-        let store = open(&dir, Options::default());
-        assert_eq!(
-            store.memory().get_now(all[0].0).map(|s| s.doc).as_deref(),
-            Some(&all[0].1[..])
-        );
-        put_after_restart(&store, &all[3]);
-    }
-}
-
-fn put_after_restart(store: &LogStore, user: &(UserId, Vec<u8>)) {
-    block_on(store.create(user.0, test_key(user.0), Bytes::from(user.1.clone()))).unwrap();
-    assert_eq!(
-        store.memory().get_now(user.0).map(|s| s.doc).as_deref(),
-        Some(&user.1[..])
-    );
-}
-
-#[test]
-fn a_write_cut_short_by_a_full_disk_is_refused_and_cut_at_restart() {
-    let dir = TempDir::new("enospc");
-    let faults = Faults::new();
-    let store = open(
-        &dir,
-        Options {
-            faults: Some(faults.clone()),
-            ..Options::default()
-        },
-    );
-    let all = users(3);
-    block_on(store.create(all[0].0, test_key(all[0].0), Bytes::from(all[0].1.clone()))).unwrap();
-    faults.fail_write(0, FaultKind::DiskFull);
-    let refused =
-        block_on(store.create(all[1].0, test_key(all[1].0), Bytes::from(all[1].1.clone())));
-    assert!(matches!(refused, Err(StoreError::Unavailable(why)) if why.starts_with("Disk full")));
-    drop(store);
-    let mem = MemoryStore::new(4);
-    let found = recover(&dir.0, &mem, false).unwrap();
-    assert_holds_exactly(&mem, &all[..1]);
-    assert!(found.notes[0].contains("torn"), "{:?}", found.notes);
 }

@@ -1,4 +1,5 @@
-//! The writer thread: group commit, segment rotation, and the failure policy.
+//! The writer thread: group commit (here), the disk and the failure policy (`disk`),
+//! rotation, snapshots and closing (`upkeep`).
 //!
 //! One OS thread owns the active segment. Requests queue on a channel; each turn the writer
 //! takes everything queued and writes it with one `pwrite`. With `--sync always` it then
@@ -12,10 +13,8 @@
 //! applying on this thread, in log order and before the next segment starts, means a snapshot
 //! taken after a rotation holds every record of the segments before it.
 
-use super::faults::Faults;
-use super::files;
 use super::record::{self, Record};
-use super::snapshot::{self, Taken};
+use super::snapshot::Taken;
 use super::sync::Syncers;
 use super::{Options, SyncMode};
 use crate::store::{MemoryStore, StoreError};
@@ -24,13 +23,15 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+mod disk;
+mod upkeep;
 
 /// The answer to a write: `Ok` once it is durable as `--sync` promises.
 pub type Ack = oneshot::Sender<Result<(), StoreError>>;
@@ -65,12 +66,6 @@ pub struct Shared {
     /// fsync would succeed without it.
     pub failure: OnceLock<&'static str>,
 }
-
-/// The answer to writes after a failed write or fsync.
-const IO_FAILED: &str = "Storage failure: userd cannot store new users until it is restarted";
-/// The answer to writes after the disk filled up.
-const DISK_FULL: &str =
-    "Disk full: userd cannot store new users until space is freed and it is restarted";
 
 /// Most requests in one batch, so that one batch's acknowledgements are not held back long.
 const MAX_BATCH: usize = 4096;
@@ -271,142 +266,6 @@ impl Writer {
         }
         self.counts[0] += batch.len() as u64;
         answer(batch, Ok(()));
-    }
-
-    /// Writes the encoded batch at the end of the segment.
-    fn append(&mut self) -> io::Result<()> {
-        if let Some(e) = self.options.faults.as_ref().and_then(Faults::on_write) {
-            // As a disk filling up mid-write would: part of the batch lands (here all but its
-            // last byte, so that the last record is always torn), then the error.
-            let part = &self.buf[..self.buf.len() - 1];
-            self.file.write_all_at(part, self.pos)?;
-            return Err(e);
-        }
-        self.file.write_all_at(&self.buf, self.pos)?;
-        self.pos += self.buf.len() as u64;
-        self.written += self.buf.len() as u64;
-        self.dirty = true;
-        self.counts[1] += 1;
-        Ok(())
-    }
-
-    /// Fsyncs the active segment on this thread; everything written is then durable.
-    fn sync(&mut self) -> io::Result<()> {
-        let started = Instant::now();
-        if let Some(e) = self.options.faults.as_ref().and_then(Faults::on_sync) {
-            return Err(e);
-        }
-        self.file.sync_data()?;
-        if let Some(syncers) = &mut self.syncers {
-            syncers.timed(started.elapsed());
-        }
-        self.dirty = false;
-        self.last_sync = Instant::now();
-        self.counts[2] += 1;
-        self.acknowledge(self.written);
-        Ok(())
-    }
-
-    fn sync_or_fail(&mut self, doing: &str) {
-        if self.shared.failure.get().is_none() {
-            if let Err(e) = self.sync() {
-                self.fail(&e, doing, 0);
-            }
-        }
-    }
-
-    /// Records a failed write or fsync: from now on every write is refused. Returns the message
-    /// writes are answered with.
-    fn fail(&mut self, e: &io::Error, doing: &str, refused: usize) -> &'static str {
-        let why = if e.kind() == io::ErrorKind::StorageFull {
-            DISK_FULL
-        } else {
-            IO_FAILED
-        };
-        let why = *self.shared.failure.get_or_init(|| why);
-        let path = self.dir.join(files::segment_name(self.seq));
-        let refused = refused + self.pending.iter().map(|(_, b)| b.len()).sum::<usize>();
-        for (_, mut batch) in std::mem::take(&mut self.pending) {
-            answer(&mut batch, Err(StoreError::Unavailable(why)));
-        }
-        eprintln!(
-            "userd: {doing} {} failed: {e}; {refused} pending writes refused, and every write \
-             from now on until userd is restarted (reads go on)",
-            path.display()
-        );
-        if self.options.sync != SyncMode::Always && doing != "write to" {
-            eprintln!("userd: writes acknowledged since the last good fsync may be lost");
-        }
-        why
-    }
-
-    /// Interval fsync, snapshot bookkeeping and rotation, between batches.
-    fn after_commit(&mut self) {
-        if self.dirty
-            && self.options.sync == SyncMode::Interval
-            && self.last_sync.elapsed() >= SYNC_INTERVAL
-        {
-            self.sync_or_fail("fsync of");
-        }
-        if self.snapshot.as_ref().is_some_and(JoinHandle::is_finished) {
-            self.reap_snapshot();
-        }
-        if self.pos >= self.options.compact_bytes
-            && self.snapshot.is_none()
-            && self.shared.failure.get().is_none()
-        {
-            if let Err(e) = self.rotate() {
-                self.fail(&e, "rotation of", 0);
-            }
-        }
-    }
-
-    /// Starts the next segment and a snapshot covering every segment before it.
-    fn rotate(&mut self) -> io::Result<()> {
-        // The old segment complete on disk first, so that only the last segment can be torn.
-        self.sync()?;
-        let next = self.seq + 1;
-        self.file = files::create_segment(&self.dir, next)?;
-        (self.seq, self.pos, self.stall) = (next, 0, Duration::ZERO);
-        let (dir, mem, crash) = (self.dir.clone(), self.mem.clone(), self.options.crash_at);
-        let thread = thread::Builder::new().name("userd-snapshot".into());
-        self.snapshot = Some(thread.spawn(move || snapshot::take(&dir, next, &mem, crash))?);
-        Ok(())
-    }
-
-    /// Waits for the snapshot thread and reports how it went. A failed snapshot loses
-    /// nothing (the segments it would have replaced stay), so writes go on.
-    fn reap_snapshot(&mut self) {
-        let Some(thread) = self.snapshot.take() else {
-            return;
-        };
-        match thread.join() {
-            Ok(Ok(t)) => eprintln!(
-                "userd: snapshot of {} users ({} bytes) written in {:.1?}; {} old files \
-                 removed; writes waited at most {:.1?} for it",
-                t.users, t.bytes, t.elapsed, t.removed, self.stall
-            ),
-            Ok(Err(e)) => eprintln!(
-                "userd: snapshot failed: {e}; the segments stay and the next rotation retries"
-            ),
-            Err(_) => eprintln!("userd: the snapshot thread panicked; the segments stay"),
-        }
-    }
-
-    /// Fsyncs what is written, waits for the snapshot, and reports the writer's counts.
-    fn finish(mut self) {
-        if self.dirty {
-            self.sync_or_fail("final fsync of");
-        }
-        if let Some(syncers) = self.syncers.take() {
-            syncers.stop();
-        }
-        self.reap_snapshot();
-        let [users, writes, syncs, overlapped] = self.counts;
-        eprintln!(
-            "userd: log closed: {users} users in {writes} writes and {syncs} fdatasyncs \
-             ({overlapped} on the fsync threads)"
-        );
     }
 }
 

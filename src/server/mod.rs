@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+mod deadline;
+
+use deadline::{Deadline, Watched};
 
 /// How the server treats connections.
 #[derive(Debug, Clone)]
@@ -45,7 +49,7 @@ impl Default for Settings {
 }
 
 /// The HTTP/1 settings every connection is served with, each chosen on purpose.
-fn http1_builder(settings: &Settings) -> http1::Builder {
+fn http1_builder() -> http1::Builder {
     let mut b = http1::Builder::new();
     b
         // Clients (wrk, oha, nginx upstreams, browsers) reuse connections; that is most of the
@@ -54,10 +58,10 @@ fn http1_builder(settings: &Settings) -> http1::Builder {
         // Pipelined clients send many requests in one write: answer them in one write too,
         // instead of one flush (and one syscall) per response.
         .pipeline_flush(true)
-        // hyper's timeouts need a timer; without one `header_read_timeout` does nothing and a
-        // client that sends half a header holds its connection forever.
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
+        // No `header_read_timeout` (nor the timer it needs): hyper's costs ~1 100 instructions
+        // per request, 11% of a GET. `deadline` enforces the same bound (a slow or absent
+        // head, an idle keep-alive connection) with one watchdog per connection.
+        .header_read_timeout(None)
         // A client may shut down its sending side after the request (`curl` does with some
         // options, `nc -N` does): still answer the request instead of closing at once.
         .half_close(true);
@@ -74,7 +78,7 @@ pub async fn run<S: UserStore>(
     settings: Settings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = http1_builder(&settings);
+    let builder = http1_builder();
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -104,14 +108,27 @@ pub async fn run<S: UserStore>(
         // Responses are small and written whole: send them now, not after the client's
         // delayed ACK (Nagle's algorithm would hold a pipelined tail for up to 40 ms).
         let _ = stream.set_nodelay(true);
-        let service = service_fn(move |req: Request<Incoming>| async move {
-            Ok::<_, Infallible>(app.handle(req).await)
+        let deadline = Arc::new(Deadline::default());
+        let io = Watched::new(TokioIo::new(stream), deadline.clone());
+        let expired = deadline.clone().expired(settings.header_timeout);
+        let service = service_fn(move |req: Request<Incoming>| {
+            deadline.head_received();
+            let deadline = deadline.clone();
+            async move {
+                let res = app.handle(req).await;
+                deadline.response_ready();
+                Ok::<_, Infallible>(res)
+            }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let conn = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
-            // A connection error is the client's business (reset, timeout, bad request line);
-            // hyper has already answered what it could.
-            let _ = conn.await;
+            tokio::select! {
+                // A connection error is the client's business (reset, bad request line);
+                // hyper has already answered what it could.
+                _ = conn => {}
+                // No head in time: close, as hyper's own header timeout would.
+                () = expired => {}
+            }
             drop(slot);
         });
     }

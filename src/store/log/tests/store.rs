@@ -1,0 +1,148 @@
+//! The store end to end: acknowledged writes survive reopening, on fast and slow disks, and
+//! disk faults are never acknowledged.
+
+use super::*;
+
+#[test]
+fn what_is_acknowledged_survives_rotations_snapshots_and_reopening() {
+    for sync in [SyncMode::Always, SyncMode::Interval, SyncMode::None] {
+        let dir = TempDir::new("reopen");
+        let options = Options {
+            sync,
+            compact_bytes: 2048,
+            ..Options::default()
+        };
+        let store = open(&dir, options.clone());
+        let all = users(300);
+        // `insert` queues its write when called, so all are queued before the first await
+        // and they share group commits.
+        let writes: Vec<_> = all
+            .iter()
+            .map(|(id, doc)| store.create(*id, test_key(*id), Bytes::from(doc.clone())))
+            .collect();
+        block_on(async {
+            for write in writes {
+                write.await.unwrap();
+            }
+        });
+        assert_holds_exactly(store.memory(), &all);
+        drop(store);
+        let store = open(&dir, options);
+        assert_holds_exactly(store.memory(), &all);
+        let listing = files::list(&dir.0).unwrap();
+        assert!(
+            listing.snapshots.len() <= 1 && listing.segments.len() <= 3,
+            "{listing:?}"
+        );
+    }
+}
+
+#[test]
+fn on_a_slow_disk_overlapping_fsyncs_lose_nothing_acknowledged() {
+    let dir = TempDir::new("slow");
+    let faults = Faults::new();
+    faults.slow_syncs(std::time::Duration::from_millis(2));
+    let options = Options {
+        faults: Some(faults),
+        compact_bytes: 8192,
+        ..Options::default()
+    };
+    let store = Arc::new(open(&dir, options));
+    let all = Arc::new(users(400));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut writers = Vec::new();
+        for w in 0..16 {
+            let (store, all) = (store.clone(), all.clone());
+            writers.push(tokio::spawn(async move {
+                for (id, doc) in all.iter().skip(w).step_by(16) {
+                    store
+                        .create(*id, test_key(*id), Bytes::from(doc.clone()))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+    });
+    assert_holds_exactly(store.memory(), &all);
+    drop(store);
+    let store = open(&dir, Options::default());
+    assert_holds_exactly(store.memory(), &all);
+}
+
+#[test]
+fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
+    for (kind, prefix) in [
+        (FaultKind::Io, "Storage failure"),
+        (FaultKind::DiskFull, "Disk full"),
+    ] {
+        let dir = TempDir::new("fault");
+        let faults = Faults::new();
+        let options = Options {
+            faults: Some(faults.clone()),
+            ..Options::default()
+        };
+        let store = open(&dir, options);
+        let all = users(4);
+        let put = |i: usize| {
+            block_on(store.create(all[i].0, test_key(all[i].0), Bytes::from(all[i].1.clone())))
+        };
+        put(0).unwrap();
+        faults.fail_sync(0, kind);
+        let Err(StoreError::Unavailable(why)) = put(1) else {
+            panic!("acknowledged")
+        };
+        assert!(why.starts_with(prefix), "{why}");
+        assert_eq!(put(2), Err(StoreError::Unavailable(why)));
+        assert_eq!(
+            store.memory().get_now(all[0].0).map(|s| s.doc).as_deref(),
+            Some(&all[0].1[..])
+        );
+        assert_eq!(store.memory().get_now(all[1].0), None);
+        drop(store);
+        let store = open(&dir, Options::default());
+        assert_eq!(
+            store.memory().get_now(all[0].0).map(|s| s.doc).as_deref(),
+            Some(&all[0].1[..])
+        );
+        put_after_restart(&store, &all[3]);
+    }
+}
+
+fn put_after_restart(store: &LogStore, user: &(UserId, Vec<u8>)) {
+    block_on(store.create(user.0, test_key(user.0), Bytes::from(user.1.clone()))).unwrap();
+    assert_eq!(
+        store.memory().get_now(user.0).map(|s| s.doc).as_deref(),
+        Some(&user.1[..])
+    );
+}
+
+#[test]
+fn a_write_cut_short_by_a_full_disk_is_refused_and_cut_at_restart() {
+    let dir = TempDir::new("enospc");
+    let faults = Faults::new();
+    let store = open(
+        &dir,
+        Options {
+            faults: Some(faults.clone()),
+            ..Options::default()
+        },
+    );
+    let all = users(3);
+    block_on(store.create(all[0].0, test_key(all[0].0), Bytes::from(all[0].1.clone()))).unwrap();
+    faults.fail_write(0, FaultKind::DiskFull);
+    let refused =
+        block_on(store.create(all[1].0, test_key(all[1].0), Bytes::from(all[1].1.clone())));
+    assert!(matches!(refused, Err(StoreError::Unavailable(why)) if why.starts_with("Disk full")));
+    drop(store);
+    let mem = MemoryStore::new(4);
+    let found = recover(&dir.0, &mem, false).unwrap();
+    assert_holds_exactly(&mem, &all[..1]);
+    assert!(found.notes[0].contains("torn"), "{:?}", found.notes);
+}

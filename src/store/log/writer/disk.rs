@@ -1,0 +1,84 @@
+//! The writer's side of the disk: appending a batch, fsyncing, and the failure policy.
+
+use super::{answer, Writer};
+use crate::store::log::faults::Faults;
+use crate::store::log::{files, SyncMode};
+use crate::store::StoreError;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::time::Instant;
+
+/// The answer to writes after a failed write or fsync.
+const IO_FAILED: &str = "Storage failure: userd cannot store new users until it is restarted";
+/// The answer to writes after the disk filled up.
+const DISK_FULL: &str =
+    "Disk full: userd cannot store new users until space is freed and it is restarted";
+
+impl Writer {
+    /// Writes the encoded batch at the end of the segment.
+    pub(super) fn append(&mut self) -> io::Result<()> {
+        if let Some(e) = self.options.faults.as_ref().and_then(Faults::on_write) {
+            // As a disk filling up mid-write would: part of the batch lands (here all but its
+            // last byte, so that the last record is always torn), then the error.
+            let part = &self.buf[..self.buf.len() - 1];
+            self.file.write_all_at(part, self.pos)?;
+            return Err(e);
+        }
+        self.file.write_all_at(&self.buf, self.pos)?;
+        self.pos += self.buf.len() as u64;
+        self.written += self.buf.len() as u64;
+        self.dirty = true;
+        self.counts[1] += 1;
+        Ok(())
+    }
+
+    /// Fsyncs the active segment on this thread; everything written is then durable.
+    pub(super) fn sync(&mut self) -> io::Result<()> {
+        let started = Instant::now();
+        if let Some(e) = self.options.faults.as_ref().and_then(Faults::on_sync) {
+            return Err(e);
+        }
+        self.file.sync_data()?;
+        if let Some(syncers) = &mut self.syncers {
+            syncers.timed(started.elapsed());
+        }
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        self.counts[2] += 1;
+        self.acknowledge(self.written);
+        Ok(())
+    }
+
+    pub(super) fn sync_or_fail(&mut self, doing: &str) {
+        if self.shared.failure.get().is_none() {
+            if let Err(e) = self.sync() {
+                self.fail(&e, doing, 0);
+            }
+        }
+    }
+
+    /// Records a failed write or fsync: from now on every write is refused. Returns the message
+    /// writes are answered with.
+    pub(super) fn fail(&mut self, e: &io::Error, doing: &str, refused: usize) -> &'static str {
+        let why = if e.kind() == io::ErrorKind::StorageFull {
+            DISK_FULL
+        } else {
+            IO_FAILED
+        };
+        let why = *self.shared.failure.get_or_init(|| why);
+        let path = self.dir.join(files::segment_name(self.seq));
+        let refused = refused + self.pending.iter().map(|(_, b)| b.len()).sum::<usize>();
+        for (_, mut batch) in std::mem::take(&mut self.pending) {
+            answer(&mut batch, Err(StoreError::Unavailable(why)));
+        }
+        eprintln!(
+            "userd: {doing} {} failed: {e}; {refused} pending writes refused, and every write \
+             from now on until userd is restarted (reads go on)",
+            path.display()
+        );
+        if self.options.sync != SyncMode::Always && doing != "write to" {
+            eprintln!("userd: writes acknowledged since the last good fsync may be lost");
+        }
+        why
+    }
+}
