@@ -51,6 +51,42 @@ cargo test --all-targets --no-fail-fast
 step "doc tests (cargo test --doc)"
 cargo test --doc
 
+step "OpenAPI conformance (schemathesis against openapi.yaml)"
+# schemathesis (PyPI) in a virtualenv kept under target/ (gitignored), so that a rerun skips
+# the download; pinned, so that every run checks the same way. It runs every check and every
+# phase (examples, coverage, fuzzing, stateful via the links from POST) against a real userd,
+# with a fixed seed so that a failure can be replayed.
+need_pkg python3 python3
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    # Debian splits venv and ensurepip out of python3 (and need_pkg checks for commands).
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "--> python3's venv module is missing: installing the Debian package python3-venv"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
+    else
+        echo "error: python3's venv module is missing." >&2
+        echo "       Install it (Debian/Ubuntu: sudo apt-get install -y python3-venv) and run again." >&2
+        exit 1
+    fi
+fi
+SCHEMATHESIS_VERSION=4.32.5
+VENV=target/schemathesis-venv
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+cargo build --quiet
+port=$(free_port)
+start_bg userd target/debug/userd --addr "127.0.0.1:$port" --in-memory --threads 2
+USERD_PID=$BG_PID
+wait_port "$port"
+check_alive "$USERD_PID" userd
+"$VENV/bin/st" --config-file scripts/schemathesis.toml run openapi.yaml \
+    --url "http://127.0.0.1:$port" --checks all --max-examples 50 --seed 1 --workers 1 \
+    --no-color
+check_alive "$USERD_PID" userd
+
 # --- Later steps go here. -------------------------------------------------------------------
 # A step that needs a real server starts it on a free loopback port with its files under $TMP,
 # and lets cleanup stop it. For example, nginx in front of userd:

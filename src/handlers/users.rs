@@ -19,13 +19,40 @@ struct CreateUser<'a> {
     email: Cow<'a, str>,
 }
 
-/// The body of `PATCH /users/{id}`: either field, or both (`null` counts as absent).
+/// The body of `PATCH /users/{id}`: either field, or both. A field that is present must be a
+/// string (`null` is refused as the wrong type, not taken as absent).
 #[derive(Deserialize)]
 struct PatchUser<'a> {
     #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
+    name: Field<'a>,
     #[serde(borrow, default)]
-    email: Option<Cow<'a, str>>,
+    email: Field<'a>,
+}
+
+/// A field of a PATCH body: absent, or a string. Unlike an `Option`, it does not read `null`
+/// as absent: serde calls it only for a field that is present, and it takes only strings.
+#[derive(Default)]
+enum Field<'a> {
+    #[default]
+    Absent,
+    Given(Cow<'a, str>),
+}
+
+impl<'a> Field<'a> {
+    fn get(&self) -> Option<&str> {
+        match self {
+            Field::Absent => None,
+            Field::Given(text) => Some(text),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Borrowed<'b>(#[serde(borrow)] Cow<'b, str>);
+        Borrowed::deserialize(d).map(|b| Field::Given(b.0))
+    }
 }
 
 /// `POST /users`: 201 with the new user (serialized here once and kept), its `ETag` and its
@@ -62,7 +89,7 @@ pub(super) async fn update<S: UserStore>(
     body: &Bytes,
 ) -> Result<ApiResponse, ApiError> {
     let req: PatchUser<'_> = super::json::parse(body)?;
-    let patch = Patch::parse(req.name.as_deref(), req.email.as_deref())?;
+    let patch = Patch::parse(req.name.get(), req.email.get())?;
     let if_match = IfMatch::of(headers);
     let stored = users::update(store, id, patch, |v| if_match.accepts(v)).await?;
     Ok(response::user(StatusCode::OK, stored))
