@@ -106,7 +106,7 @@ use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use tokio::sync::oneshot;
-use writer::{Job, Shared, Writer};
+use writer::{Change, Job, Shared, Writer};
 
 /// The answer to writes once the store is closed.
 const CLOSED: &str = "userd is shutting down and takes no more writes";
@@ -191,23 +191,40 @@ impl LogStore {
         &self.mem
     }
 
-    /// Queues a new user for the writer; the receiver gets the answer once it is durable.
+    /// Queues a change for the writer; the receiver gets the answer once it is durable (or
+    /// refused).
     fn submit(
         &self,
-        id: UserId,
-        doc: Bytes,
+        change: Change,
     ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         if let Some(&why) = self.shared.failure.get() {
             return Err(StoreError::Unavailable(why));
         }
-        if record::framed_len(doc.len()) - record::HEADER_LEN > record::MAX_PAYLOAD {
+        let doc_len = match &change {
+            Change::Create(_, doc) | Change::Update { doc, .. } => doc.len(),
+            Change::Delete { .. } => 0,
+        };
+        // A create's record holds its sequence number too.
+        if record::framed_len(doc_len) + 8 - record::HEADER_LEN > record::MAX_PAYLOAD {
             return Err(StoreError::Unavailable(TOO_LARGE));
         }
         let (ack, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Create(id, doc, ack))
+            .send(Job::Write(change, ack))
             .map_err(|_| StoreError::Unavailable(CLOSED))?;
         Ok(answer)
+    }
+
+    /// Queues `change` and waits for the writer's answer.
+    fn write(&self, change: Change) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let queued = self.submit(change);
+        async move {
+            match queued {
+                // A dropped answer means the writer stopped (closed) before committing it.
+                Ok(answer) => answer.await.unwrap_or(Err(StoreError::Unavailable(CLOSED))),
+                Err(e) => Err(e),
+            }
+        }
     }
 }
 
@@ -217,14 +234,13 @@ impl Drop for LogStore {
     }
 }
 
-/// The answer to changes of existing users until the log records them.
-const NOT_YET: &str = "This store does not take changes to users yet";
-
 impl UserStore for LogStore {
     fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send {
         ready(Ok(self.mem.get_now(id)))
     }
 
+    /// Claims the email here (so that of racing creates one wins at once), then logs the
+    /// user; lets the email go again if the write is refused.
     fn create(
         &self,
         id: UserId,
@@ -232,42 +248,46 @@ impl UserStore for LogStore {
         doc: Bytes,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let claimed = self.mem.emails().claim(&email_key, id);
-        let queued = if claimed {
-            self.submit(id, doc)
-        } else {
-            Err(StoreError::EmailTaken)
-        };
+        let written = claimed.then(|| self.write(Change::Create(id, doc)));
         let mem = self.mem.clone();
         async move {
-            let result = match queued {
-                // A dropped answer means the writer stopped (closed) before committing it.
-                Ok(answer) => answer.await.unwrap_or(Err(StoreError::Unavailable(CLOSED))),
-                Err(e) => Err(e),
+            let Some(written) = written else {
+                return Err(StoreError::EmailTaken);
             };
-            if claimed && result.is_err() {
+            let result = written.await;
+            if result.is_err() {
                 mem.emails().release(&email_key, id);
             }
             result
         }
     }
 
+    /// The writer checks the version and claims the new email when it takes the change (see
+    /// [`writer`]); applying the record lets the old email go.
     fn update(
         &self,
-        _id: UserId,
-        _expected: u32,
-        _email: Option<EmailChange>,
-        _doc: Bytes,
+        id: UserId,
+        expected: u32,
+        email: Option<EmailChange>,
+        doc: Bytes,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        ready(Err(StoreError::Unavailable(NOT_YET)))
+        self.write(Change::Update {
+            id,
+            expected,
+            email,
+            doc,
+        })
     }
 
+    /// The writer checks the version when it takes the change; applying the record lets the
+    /// email go.
     fn delete(
         &self,
-        _id: UserId,
-        _expected: u32,
+        id: UserId,
+        expected: u32,
         _email_key: String,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        ready(Err(StoreError::Unavailable(NOT_YET)))
+        self.write(Change::Delete { id, expected })
     }
 
     fn list(

@@ -17,8 +17,10 @@
 //! ```text
 //! version: u8 | op: u8 | body
 //!   op 1 create    body = id (16 bytes, big endian) + the user's JSON document
-//!   op 2 update    body = id + the user's whole new document (reserved: no endpoint yet)
-//!   op 3 delete    body = id (reserved: no endpoint yet)
+//!                  (written before users had a creation sequence number; still read)
+//!   op 2 update    body = id + the user's whole new document
+//!   op 3 delete    body = id
+//!   op 4 create at body = id + creation sequence number (u64le) + the user's JSON document
 //!   op 64 snapshot begin  body = first segment not covered by the snapshot (u64le)
 //!   op 65 snapshot end    body = number of users in the snapshot (u64le)
 //! ```
@@ -49,17 +51,20 @@ const ID_LEN: usize = 16;
 const OP_CREATE: u8 = 1;
 const OP_UPDATE: u8 = 2;
 const OP_DELETE: u8 = 3;
+const OP_CREATE_AT: u8 = 4;
 const OP_SNAPSHOT_BEGIN: u8 = 64;
 const OP_SNAPSHOT_END: u8 = 65;
 
 /// One record, borrowing its document from wherever it was read or is being written from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {
-    /// A new user with this document.
+    /// A new user with this document (a log from before sequence numbers).
     Create(UserId, &'a [u8]),
-    /// A user's whole new document (reserved for an update endpoint).
+    /// A new user with its creation sequence number (its place in the list) and document.
+    CreateAt(UserId, u64, &'a [u8]),
+    /// A user's whole new document.
     Update(UserId, &'a [u8]),
-    /// A user is gone (reserved for a delete endpoint).
+    /// A user is gone.
     Delete(UserId),
     /// The first record of a snapshot: it holds every record of segments before `covers`.
     SnapshotBegin {
@@ -78,6 +83,7 @@ impl Record<'_> {
     pub fn apply(&self, mem: &MemoryStore) {
         match *self {
             Record::Create(id, doc) | Record::Update(id, doc) => mem.apply_put(id, doc, None),
+            Record::CreateAt(id, seq, doc) => mem.apply_put(id, doc, Some(seq)),
             Record::Delete(id) => mem.apply_delete(id),
             Record::SnapshotBegin { .. } | Record::SnapshotEnd { .. } => {}
         }
@@ -90,6 +96,7 @@ pub fn encode(out: &mut Vec<u8>, record: &Record<'_>) {
     out.extend_from_slice(&[0; HEADER_LEN]);
     let (op, id, tail): (u8, Option<UserId>, &[u8]) = match *record {
         Record::Create(id, doc) => (OP_CREATE, Some(id), doc),
+        Record::CreateAt(id, _, doc) => (OP_CREATE_AT, Some(id), doc),
         Record::Update(id, doc) => (OP_UPDATE, Some(id), doc),
         Record::Delete(id) => (OP_DELETE, Some(id), &[]),
         Record::SnapshotBegin { .. } => (OP_SNAPSHOT_BEGIN, None, &[]),
@@ -99,6 +106,9 @@ pub fn encode(out: &mut Vec<u8>, record: &Record<'_>) {
     out.push(op);
     if let Some(id) = id {
         out.extend_from_slice(&id.as_u128().to_be_bytes());
+    }
+    if let Record::CreateAt(_, seq, _) = *record {
+        out.extend_from_slice(&seq.to_le_bytes());
     }
     out.extend_from_slice(tail);
     if let Record::SnapshotBegin { covers: n } | Record::SnapshotEnd { count: n } = *record {
@@ -110,7 +120,8 @@ pub fn encode(out: &mut Vec<u8>, record: &Record<'_>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// The framed size of a create or update record with a document of `doc_len` bytes.
+/// The framed size of a create (op 1) or update record with a document of `doc_len` bytes;
+/// a create at (op 4) has 8 bytes more.
 pub fn framed_len(doc_len: usize) -> usize {
     HEADER_LEN + PREFIX_LEN + ID_LEN + doc_len
 }
@@ -165,6 +176,11 @@ impl Header {
         let number = || Some(u64::from_le_bytes(body.try_into().ok()?));
         let record = match op {
             OP_CREATE => id().map(|id| Record::Create(id, &body[ID_LEN..])),
+            OP_CREATE_AT => id().and_then(|id| {
+                let seq = body.get(ID_LEN..ID_LEN + 8)?;
+                let seq = u64::from_le_bytes(seq.try_into().ok()?);
+                Some(Record::CreateAt(id, seq, &body[ID_LEN + 8..]))
+            }),
             OP_UPDATE => id().map(|id| Record::Update(id, &body[ID_LEN..])),
             OP_DELETE => id().filter(|_| body.len() == ID_LEN).map(Record::Delete),
             OP_SNAPSHOT_BEGIN => number().map(|covers| Record::SnapshotBegin { covers }),
@@ -227,6 +243,7 @@ mod tests {
     fn every_record_type_round_trips() {
         let id = UserId::random();
         round_trip(Record::Create(id, br#"{"id":"x"}"#));
+        round_trip(Record::CreateAt(id, 42, br#"{"id":"x"}"#));
         round_trip(Record::Update(id, b"{}"));
         round_trip(Record::Delete(id));
         round_trip(Record::SnapshotBegin { covers: 7 });

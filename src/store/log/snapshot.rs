@@ -88,10 +88,10 @@ fn write(path: &Path, covers: u64, mem: &MemoryStore) -> io::Result<(u64, u64)> 
     put(&frame, &mut out)?;
     let mut failed = Ok(());
     for shard in 0..mem.shard_count() {
-        mem.for_each_in_shard(shard, |id, _seq, doc| {
+        mem.for_each_in_shard(shard, |id, seq, doc| {
             if failed.is_ok() {
                 frame.clear();
-                record::encode(&mut frame, &Record::Create(id, doc));
+                record::encode(&mut frame, &Record::CreateAt(id, seq, doc));
                 failed = put(&frame, &mut out);
                 users += 1;
             }

@@ -9,6 +9,13 @@
 //! fall as concurrency grows. With `interval` and `none`, a batch is applied and acknowledged
 //! right after its write.
 //!
+//! Changes to existing users (update, delete) are compare-and-swap on the user's version: the
+//! writer checks the expected version when it takes the change into a batch, against the
+//! version the user will have once the batches already written are applied (`inflight`),
+//! else the one in memory. The writer is the only thread that changes the store, so the
+//! check and the write cannot interleave with another change. It also claims an update's new
+//! email then; applying a record lets the old one go.
+//!
 //! Applying after the fsync means a reader never sees a user that is not yet durable, and
 //! applying on this thread, in log order and before the next segment starts, means a snapshot
 //! taken after a rotation holds every record of the segments before it.
@@ -17,10 +24,10 @@ use super::record::{self, Record};
 use super::snapshot::Taken;
 use super::sync::Syncers;
 use super::{Options, SyncMode};
-use crate::store::{MemoryStore, StoreError};
+use crate::store::{EmailChange, MemoryStore, StoreError};
 use crate::users::UserId;
 use bytes::Bytes;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
@@ -36,10 +43,54 @@ mod upkeep;
 /// The answer to a write: `Ok` once it is durable as `--sync` promises.
 pub type Ack = oneshot::Sender<Result<(), StoreError>>;
 
+/// A change to the users, as the store hands it to the writer.
+pub enum Change {
+    /// A new user (whose email the store has claimed).
+    Create(UserId, Bytes),
+    /// A user's whole new document, if its version is still `expected`.
+    Update {
+        /// The user.
+        id: UserId,
+        /// The version the change was decided on.
+        expected: u32,
+        /// The email the user takes and the one it lets go, if it changes.
+        email: Option<EmailChange>,
+        /// The new document (version `expected + 1`).
+        doc: Bytes,
+    },
+    /// Remove a user, if its version is still `expected`.
+    Delete {
+        /// The user.
+        id: UserId,
+        /// The version the change was decided on.
+        expected: u32,
+    },
+}
+
+/// A change taken into a batch, as it is logged and applied.
+enum Logged {
+    /// A new user with its creation sequence number.
+    Create(UserId, u64, Bytes),
+    /// A user's new document, which holds version `.1`.
+    Update(UserId, u32, Bytes),
+    /// A user removed.
+    Delete(UserId),
+}
+
+impl Logged {
+    fn record(&self) -> Record<'_> {
+        match self {
+            Logged::Create(id, seq, doc) => Record::CreateAt(*id, *seq, doc),
+            Logged::Update(id, _, doc) => Record::Update(*id, doc),
+            Logged::Delete(id) => Record::Delete(*id),
+        }
+    }
+}
+
 /// What the store asks of the writer.
 pub enum Job {
-    /// Store a new user.
-    Create(UserId, Bytes, Ack),
+    /// Log and apply a change.
+    Write(Change, Ack),
     /// Commit what is queued, fsync, wait for a running snapshot, and stop.
     Close,
     /// Fsync thread `syncer` finished its fsync `ticket`.
@@ -56,7 +107,7 @@ pub enum Job {
 }
 
 /// Requests written together, each with the channel for its answer.
-type Batch = Vec<(UserId, Bytes, Ack)>;
+type Batch = Vec<(Logged, Ack)>;
 
 /// State the store and the writer share.
 #[derive(Default)]
@@ -101,6 +152,11 @@ pub struct Writer {
     last_sync: Instant,
     /// Users, writes, fsyncs, and fsyncs on the fsync threads so far, reported at close.
     counts: [u64; 4],
+    /// The creation sequence number of the next new user (the writer is the only creator).
+    next_seq: u64,
+    /// The version each user with a change in a batch not yet applied will have (`None`:
+    /// deleted), so that the next change to it is checked against that.
+    inflight: HashMap<UserId, Option<u32>>,
     /// Held, never read: the directory's lock lasts as long as the writer.
     _lock: File,
 }
@@ -117,6 +173,7 @@ impl Writer {
         events: Sender<Job>,
     ) -> io::Result<Self> {
         let (file, seq, pos) = active;
+        let next_seq = mem.next_seq();
         let syncers = match options.sync {
             SyncMode::Always => Some(Syncers::start(dir.clone(), events, options.faults.clone())?),
             SyncMode::Interval | SyncMode::None => None,
@@ -138,8 +195,52 @@ impl Writer {
             dirty: false,
             last_sync: Instant::now(),
             counts: [0; 4],
+            next_seq,
+            inflight: HashMap::new(),
             _lock: lock,
         })
+    }
+
+    /// Takes a change into `batch`, or refuses it at once: a stale version, a taken email.
+    fn accept(&mut self, change: Change, ack: Ack, batch: &mut Batch) {
+        let current = |w: &Self, id: UserId| match w.inflight.get(&id) {
+            Some(v) => *v,
+            None => w.mem.version_now(id),
+        };
+        let logged = match change {
+            Change::Create(id, doc) => {
+                self.next_seq += 1;
+                Logged::Create(id, self.next_seq - 1, doc)
+            }
+            Change::Update {
+                id,
+                expected,
+                email,
+                doc,
+            } => {
+                if current(self, id) != Some(expected) {
+                    let _ = ack.send(Err(StoreError::Stale));
+                    return;
+                }
+                if let Some(change) = email {
+                    if !self.mem.emails().claim(&change.new, id) {
+                        let _ = ack.send(Err(StoreError::EmailTaken));
+                        return;
+                    }
+                }
+                self.inflight.insert(id, Some(expected.wrapping_add(1)));
+                Logged::Update(id, expected.wrapping_add(1), doc)
+            }
+            Change::Delete { id, expected } => {
+                if current(self, id) != Some(expected) {
+                    let _ = ack.send(Err(StoreError::Stale));
+                    return;
+                }
+                self.inflight.insert(id, None);
+                Logged::Delete(id)
+            }
+        };
+        batch.push((logged, ack));
     }
 
     /// Serves `jobs` until [`Job::Close`] or until every sender is gone.
@@ -149,7 +250,7 @@ impl Writer {
             let mut closing = false;
             for job in std::iter::once(first).chain(std::iter::from_fn(|| jobs.try_recv().ok())) {
                 match job {
-                    Job::Create(id, doc, ack) => batch.push((id, doc, ack)),
+                    Job::Write(change, ack) => self.accept(change, ack, &mut batch),
                     Job::Close => closing = true,
                     Job::Synced {
                         syncer,
@@ -201,8 +302,8 @@ impl Writer {
             return answer(batch, Err(StoreError::Unavailable(why)));
         }
         self.buf.clear();
-        for (id, doc, _) in batch.iter() {
-            record::encode(&mut self.buf, &Record::Create(*id, doc));
+        for (logged, _) in batch.iter() {
+            record::encode(&mut self.buf, &logged.record());
         }
         if let Err(e) = self.append() {
             let why = self.fail(&e, "write to", batch.len());
@@ -258,8 +359,17 @@ impl Writer {
     /// Applies a durable batch to memory and acknowledges it.
     fn apply(&mut self, batch: &mut Batch) {
         let applying = Instant::now();
-        for (id, doc, _) in batch.iter() {
-            Record::Create(*id, doc).apply(&self.mem);
+        for (logged, _) in batch.iter() {
+            logged.record().apply(&self.mem);
+            // The change is in memory now; a later one to the same user stays in flight.
+            let (id, after) = match logged {
+                Logged::Create(..) => continue,
+                Logged::Update(id, version, _) => (id, Some(*version)),
+                Logged::Delete(id) => (id, None),
+            };
+            if self.inflight.get(id) == Some(&after) {
+                self.inflight.remove(id);
+            }
         }
         if self.snapshot.is_some() {
             self.stall = self.stall.max(applying.elapsed());
@@ -271,7 +381,7 @@ impl Writer {
 
 /// Answers every request of `batch` alike, and empties it.
 fn answer(batch: &mut Batch, result: Result<(), StoreError>) {
-    for (_, _, ack) in batch.drain(..) {
+    for (_, ack) in batch.drain(..) {
         // The client may have gone; its user is stored all the same.
         let _ = ack.send(result.clone());
     }

@@ -146,3 +146,76 @@ fn a_write_cut_short_by_a_full_disk_is_refused_and_cut_at_restart() {
     assert_holds_exactly(&mem, &all[..1]);
     assert!(found.notes[0].contains("torn"), "{:?}", found.notes);
 }
+
+/// Creates, updates and deletes go through the log: after reopening (from segments alone, and
+/// from snapshots taken along the way) the users, their versions, their emails and their
+/// creation order are what they were.
+#[test]
+fn updates_deletes_emails_and_creation_order_survive_reopening() {
+    use crate::store::UserStore;
+    use crate::users::{self, NewUser, Patch};
+    for compact_bytes in [1 << 30, 2048] {
+        let dir = TempDir::new("changes");
+        let options = Options {
+            compact_bytes,
+            ..Options::default()
+        };
+        let store = open(&dir, options.clone());
+        let mut ids = Vec::new();
+        block_on(async {
+            for i in 0..60 {
+                let (name, email) = (format!("user {i}"), format!("u{i}@example.com"));
+                let user = NewUser::parse(&name, &email).unwrap();
+                ids.push(users::create(&store, user).await.unwrap().0);
+            }
+            for (i, id) in ids.iter().enumerate() {
+                match i % 3 {
+                    0 => {
+                        users::delete(&store, *id, |_| true).await.unwrap();
+                    }
+                    1 => {
+                        let email = format!("moved{i}@example.com");
+                        let patch = Patch::parse(Some("renamed"), Some(&email)).unwrap();
+                        users::update(&store, *id, patch, |v| v == 1).await.unwrap();
+                    }
+                    _ => {}
+                }
+            }
+            // A stale version is refused; the freed email is free, the new one taken.
+            let patch = Patch::parse(Some("x"), None).unwrap();
+            let stale = users::update(&store, ids[1], patch, |v| v == 1).await;
+            assert_eq!(stale, Err(crate::response::ApiError::PreconditionFailed));
+            let taken = store
+                .create(
+                    UserId::random(),
+                    "moved1@example.com".into(),
+                    Bytes::from("{}"),
+                )
+                .await;
+            assert_eq!(taken, Err(StoreError::EmailTaken));
+        });
+        let before = store.memory().list_now(None, 1000);
+        assert_eq!(before.docs.len(), 40);
+        drop(store);
+        let store = open(&dir, options);
+        let after = store.memory().list_now(None, 1000);
+        assert_eq!(after, before, "compact_bytes {compact_bytes}");
+        let mem = store.memory();
+        assert_eq!(mem.get_now(ids[1]).map(|s| s.version), Some(2));
+        assert_eq!(mem.get_now(ids[0]), None);
+        assert_eq!(mem.emails().holder("moved1@example.com"), Some(ids[1]));
+        assert_eq!(mem.emails().holder("u1@example.com"), None);
+        assert_eq!(mem.emails().holder("u0@example.com"), None);
+        assert_eq!(mem.emails().holder("u2@example.com"), Some(ids[2]));
+        // New users go after the recovered ones.
+        block_on(async {
+            let user = NewUser::parse("late", "late@example.com").unwrap();
+            let (late, _) = users::create(&store, user).await.unwrap();
+            let page = store.memory().list_now(None, 1000);
+            let last = page.docs.last().unwrap();
+            assert!(std::str::from_utf8(last)
+                .unwrap()
+                .contains(&late.to_string()));
+        });
+    }
+}
