@@ -53,16 +53,18 @@ impl<S: UserStore> App<S> {
                 Ok(body) => users::create(&self.store, &body).await,
                 Err(e) => Err(e),
             },
-            // The id is parsed before the body is read: the id borrows from the request.
+            // The rarer writes and the list run as boxed futures: their state (a document being
+            // changed, a page) would otherwise grow the future of every request, GETs included,
+            // and each move of it. The id is parsed before the body is read, since it borrows
+            // from the request.
             Ok(Endpoint::UpdateUser(id)) => match UserId::parse(id) {
-                Some(id) => match self.body(&mut req).await {
-                    Ok(body) => users::update(&self.store, id, req.headers(), &body).await,
-                    Err(e) => Err(e),
-                },
+                Some(id) => Box::pin(self.update(&mut req, id)).await,
                 None => Err(ApiError::UserNotFound),
             },
-            Ok(Endpoint::DeleteUser(id)) => users::delete(&self.store, id, req.headers()).await,
-            Ok(Endpoint::ListUsers) => users::list(&self.store, req.uri().query()).await,
+            Ok(Endpoint::DeleteUser(id)) => {
+                Box::pin(users::delete(&self.store, id, req.headers())).await
+            }
+            Ok(Endpoint::ListUsers) => Box::pin(users::list(&self.store, req.uri().query())).await,
             Ok(Endpoint::Health) => Ok(health::get()),
             Ok(Endpoint::Options(allow)) => Ok(options(allow)),
             Err(e) => Err(e),
@@ -77,6 +79,15 @@ impl<S: UserStore> App<S> {
 }
 
 impl<S: UserStore> App<S> {
+    /// `PATCH /users/{id}`: the body, then the change.
+    async fn update<B>(&self, req: &mut Request<B>, id: UserId) -> Result<ApiResponse, ApiError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Unpin,
+    {
+        let body = self.body(req).await?;
+        users::update(&self.store, id, req.headers(), &body).await
+    }
+
     /// The request's JSON body: the head checked (415, 413), then the body read (413, 400).
     async fn body<B>(&self, req: &mut Request<B>) -> Result<Bytes, ApiError>
     where
