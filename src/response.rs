@@ -162,6 +162,7 @@ static ETAGS: [HeaderValue; 16] = [
 
 /// The strong `ETag` of a user's version: the version in quotes (ids are never reused, so
 /// the version alone tells one state of a user from another).
+#[inline]
 pub fn etag(version: u32) -> HeaderValue {
     match ETAGS.get(version as usize) {
         Some(tag) => tag.clone(),

@@ -168,7 +168,7 @@ impl Arena {
     /// The document and its version: a refcount bump for a sealed chunk, a copy from the
     /// open one (which is still being written, so it cannot be shared). Every GET runs this,
     /// so it finds the chunk once and reads the head's two words straight.
-    #[inline]
+    #[inline(always)]
     fn read(&self, loc: Loc) -> Stored {
         let at = loc.offset as usize;
         let sealed = self.sealed.get(loc.chunk as usize);
@@ -306,6 +306,7 @@ impl MemoryStore {
     }
 
     /// Looks a user up. Takes the shard's read lock for one map probe and one refcount bump.
+    #[inline]
     pub fn get_now(&self, id: UserId) -> Option<Stored> {
         let key = Key::of(id);
         let shard = read(self.shard(key));
