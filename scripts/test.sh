@@ -46,10 +46,10 @@ cargo clippy --all-targets -- -D warnings
 step "tests and bench smoke run (cargo test --all-targets)"
 # --no-fail-fast: one failing test binary still lets the others run, so one CI run shows every
 # failure. Criterion benches run here in test mode: each bench once, in a second or two.
-cargo test --all-targets --no-fail-fast
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$TMP/cargo-test.log"
 
 step "doc tests (cargo test --doc)"
-cargo test --doc
+cargo test --doc 2>&1 | tee -a "$TMP/cargo-test.log"
 
 step "OpenAPI conformance (schemathesis against openapi.yaml)"
 # schemathesis (PyPI) in a virtualenv kept under target/ (gitignored), so that a rerun skips
@@ -113,3 +113,7 @@ check_alive "$USERD_PID" userd
 step_done
 printf '\n==> all steps passed in %ss\n' "$((SECONDS - SUITE_START))"
 printf '%s\n' "${STEP_TIMES[@]}"
+# One closing line for every cargo test binary together (the last binary alone, the doc
+# tests, has none to run, so its own "0 passed" would misstate the run).
+awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i - 1); if ($i ~ /^failed;?$/) f += $(i - 1) } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$TMP/cargo-test.log"
