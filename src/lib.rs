@@ -11,10 +11,11 @@
 //! - [`router`]: the matchit table: path to route, method to endpoint, 404 / 405 + `Allow`.
 //! - [`handlers`]: HTTP glue only: check the request, borrow its input, call the rules and the
 //!   store, write the answer.
-//! - [`users`]: the rules of the domain (ids, validation, normalisation, the user's JSON), with
-//!   no HTTP types.
+//! - [`users`]: the rules of the domain (ids, validation, normalisation, the user's JSON,
+//!   unique emails, changes as compare-and-swap on the version, pages), with no HTTP types.
 //! - [`store`]: the [`store::UserStore`] trait and its backends: the sharded in-memory map
-//!   ([`store::MemoryStore`]) and the durable log that wraps it ([`store::LogStore`]).
+//!   ([`store::MemoryStore`]) with its email index ([`store::emails`]), and the durable log
+//!   that wraps it ([`store::LogStore`]).
 //! - [`response`]: the JSON envelope and the one error type, [`response::ApiError`], mapped to a
 //!   status and a body in one place.
 
