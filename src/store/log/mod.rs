@@ -262,8 +262,8 @@ impl UserStore for LogStore {
         }
     }
 
-    /// The writer checks the version and claims the new email when it takes the change (see
-    /// [`writer`]); applying the record lets the old email go.
+    /// The writer checks the version and claims the new email when it takes the change (see the
+    /// writer module); applying the record lets the old email go.
     fn update(
         &self,
         id: UserId,
