@@ -82,9 +82,11 @@ start_bg userd target/debug/userd --addr "127.0.0.1:$port" --in-memory --threads
 USERD_PID=$BG_PID
 wait_port "$port"
 check_alive "$USERD_PID" userd
-"$VENV/bin/st" --config-file scripts/schemathesis.toml run openapi.yaml \
-    --url "http://127.0.0.1:$port" --checks all --max-examples 50 --seed 1 --workers 1 \
-    --no-color
+# From $TMP: schemathesis keeps a cache of the failures it found in its working directory.
+ROOT=$PWD
+(cd "$TMP" && "$ROOT/$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" \
+    run "$ROOT/openapi.yaml" --url "http://127.0.0.1:$port" --checks all --max-examples 50 \
+    --seed 1 --workers 1 --no-color)
 check_alive "$USERD_PID" userd
 
 # --- Later steps go here. -------------------------------------------------------------------
