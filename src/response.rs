@@ -175,11 +175,8 @@ pub fn etag(version: u32) -> HeaderValue {
 /// every GET answers this way, and each move of a response is a copy of ~100 bytes.
 #[inline]
 pub fn user(status: StatusCode, stored: Stored) -> ApiResponse {
-    let mut res = Response::new(Full::new(Envelope::ok(stored.doc)));
-    *res.status_mut() = status;
-    let headers = res.headers_mut();
-    headers.insert(CONTENT_TYPE, JSON);
-    headers.insert(ETAG, etag(stored.version));
+    let mut res = ok(status, stored.doc);
+    res.headers_mut().insert(ETAG, etag(stored.version));
     res
 }
 

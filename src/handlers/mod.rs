@@ -76,9 +76,7 @@ impl<S: UserStore> App<S> {
         }
         answer.unwrap_or_else(ApiError::into_response)
     }
-}
 
-impl<S: UserStore> App<S> {
     /// `PATCH /users/{id}`: the body, then the change.
     async fn update<B>(&self, req: &mut Request<B>, id: UserId) -> Result<ApiResponse, ApiError>
     where

@@ -505,23 +505,6 @@ impl MemoryStore {
             f(id, seq, &arena.read(loc).doc);
         }
     }
-
-    /// Calls `f` with every stored user's id, sequence number and document, one shard at a
-    /// time, each shard in creation order.
-    ///
-    /// Holds one shard's read lock while it walks that shard, so writers to that shard wait
-    /// for the walk of its (1/N of the) users; writers to other shards do not wait at all.
-    pub fn for_each(&self, mut f: impl FnMut(UserId, u64, &[u8])) {
-        for shard in self.shards.iter() {
-            let shard = read(&shard.0);
-            for &(seq, key) in shard.order.iter().filter(|e| e.1 != GONE) {
-                if let Some(&loc) = shard.index.get(&key) {
-                    let id = UserId::from_u128(((key.hi as u128) << 64) | key.lo as u128);
-                    f(id, seq, &shard.arena.read(loc).doc);
-                }
-            }
-        }
-    }
 }
 
 /// Takes a read lock. A panic while a lock was held cannot leave a shard half-updated (no
