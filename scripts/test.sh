@@ -43,10 +43,17 @@ cargo fmt --all -- --check --color "$([[ $CARGO_TERM_COLOR == never ]] && echo n
 step "lint (cargo clippy --all-targets -D warnings)"
 cargo clippy --all-targets -- -D warnings
 
-step "tests and bench smoke run (cargo test --all-targets)"
+step "tests and bench smoke run (cargo test --all-targets; tests/api on the in-memory store)"
 # --no-fail-fast: one failing test binary still lets the others run, so one CI run shows every
 # failure. Criterion benches run here in test mode: each bench once, in a second or two.
-cargo test --all-targets --no-fail-fast 2>&1 | tee "$TMP/cargo-test.log"
+USERD_TEST_STORE=memory cargo test --all-targets --no-fail-fast 2>&1 | tee "$TMP/cargo-test.log"
+
+# The API suite once more for every other store: the same tests, not copies (see
+# tests/api/helpers). Adding a store is one line here and one arm in spawn_app_with.
+for store in durable; do
+    step "tests/api on the $store store"
+    USERD_TEST_STORE=$store cargo test --test api --no-fail-fast 2>&1 | tee -a "$TMP/cargo-test.log"
+done
 
 step "doc tests (cargo test --doc)"
 cargo test --doc 2>&1 | tee -a "$TMP/cargo-test.log"

@@ -7,17 +7,22 @@
 //!
 //! - [`config`]: flags and their environment twins, read in one place.
 //! - [`server`]: the listener, the accept loop, hyper's HTTP/1 connection settings, the header
-//!   timeout (one watchdog per connection), shutdown.
+//!   timeout (one watchdog per connection), shutdown; and the seam everything else plugs into:
+//!   a [`server::Service`] answers requests, a [`server::Layer`] wraps one in another.
 //! - [`router`]: the matchit table: path to route, method to endpoint, 404 / 405 + `Allow`.
-//! - [`handlers`]: HTTP glue only: check the request, borrow its input, call the rules and the
-//!   store, write the answer.
-//! - [`users`]: the rules of the domain (ids, validation, normalisation, the user's JSON,
-//!   unique emails, changes as compare-and-swap on the version, pages), with no HTTP types.
-//! - [`store`]: the [`store::UserStore`] trait and its backends: the sharded in-memory map
-//!   ([`store::MemoryStore`]) with its email index ([`store::emails`]), and the durable log
-//!   that wraps it ([`store::LogStore`]).
-//! - [`response`]: the JSON envelope and the one error type, [`response::ApiError`], mapped to a
-//!   status and a body in one place.
+//! - [`handlers`]: HTTP glue only: check the request, borrow its input, call the Users
+//!   service, write the answer. [`App`] is the application as a service.
+//! - [`users`]: the rules of the domain, with no HTTP types: ids, validation and
+//!   normalisation, the user's JSON, pages, and every operation as read, decide,
+//!   compare-and-swap ([`users::Users`]), failing with the domain's own [`users::Error`].
+//! - [`store`]: the [`store::UserStore`] trait, the [`store::Write`] every store applies, and
+//!   the backends: the sharded in-memory map ([`store::MemoryStore`]) and the durable log that
+//!   wraps it ([`store::LogStore`]). Storage knows no HTTP and no policy.
+//! - [`response`]: the JSON envelope, the one writer of every body, and
+//!   ([`response::errors`]) the one table from an error to a status and a message.
+//!
+//! Dependencies point down this list, never back up: the rules and the stores import nothing
+//! of HTTP.
 
 pub mod config;
 pub mod handlers;

@@ -28,16 +28,19 @@ fn main() {
     };
     let memory = MemoryStore::new(config.shard_count());
     if config.in_memory {
-        runtime.block_on(serve(&config, memory));
-        return;
+        return run(&runtime, &config, memory);
     }
-    let store = match LogStore::open(&config.data_dir, memory, config.log_options()) {
-        Ok(store) => store,
+    match LogStore::open(&config.data_dir, memory, config.log_options()) {
+        Ok(store) => run(&runtime, &config, store),
         Err(e) => fail(&format!("cannot open the data directory: {e}")),
-    };
-    let app = runtime.block_on(serve(&config, store));
-    // Commit what is queued and fsync before the process ends (it matters for --sync
-    // interval and none; with always everything acknowledged is already on disk).
+    }
+}
+
+/// Serves `store` until SIGTERM or SIGINT, then closes it: every store the same way.
+fn run<S: UserStore>(runtime: &tokio::runtime::Runtime, config: &Config, store: S) {
+    let app = runtime.block_on(serve(config, store));
+    // Commit what is queued and fsync before the process ends (it matters for the durable
+    // store's --sync interval and none; with always everything acknowledged is on disk).
     app.store().close();
 }
 

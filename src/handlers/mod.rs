@@ -1,26 +1,30 @@
 //! HTTP glue: each handler checks what HTTP requires of the request, borrows its input, calls
-//! the rules ([`crate::users`]) and the store, and writes the answer. No rule of the domain
+//! the Users service ([`crate::users::Users`]) and writes the answer. No rule of the domain
 //! lives here.
 //!
-//! [`App`] is the whole application as a function from request to response, independent of
-//! any socket: the server drives it over hyper connections, benches and tests call it directly.
+//! [`App`] is the whole application as a [`Service`], independent of any socket: the server
+//! drives it over hyper connections (wrapped in whatever layers `main` puts around it),
+//! benches and tests call it directly.
 
 mod health;
 mod json;
+mod precondition;
 mod users;
 
 use crate::response::{self, ApiError, ApiResponse};
 use crate::router::{Endpoint, Router};
+use crate::server::{Peer, RequestBody, Service};
 use crate::store::UserStore;
-use crate::users::UserId;
+use crate::users::{UserId, Users};
 use bytes::Bytes;
 use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Request, StatusCode};
+use std::future::Future;
 
-/// The application: the route table, the store and the request limits.
+/// The application: the route table, the Users service and the request limits.
 pub struct App<S> {
     router: Router,
-    store: S,
+    users: Users<S>,
     /// Largest request body accepted, in bytes (`--max-body`).
     max_body: usize,
 }
@@ -30,27 +34,24 @@ impl<S: UserStore> App<S> {
     pub fn new(store: S, max_body: usize) -> Self {
         App {
             router: Router::new(),
-            store,
+            users: Users::new(store),
             max_body,
         }
     }
 
     /// The store behind the application.
     pub fn store(&self) -> &S {
-        &self.store
+        self.users.store()
     }
 
     /// Answers one request. Never fails: every error becomes its envelope here.
-    pub async fn handle<B>(&self, mut req: Request<B>) -> ApiResponse
-    where
-        B: hyper::body::Body<Data = Bytes> + Send + Unpin,
-    {
+    pub async fn handle<B: RequestBody>(&self, mut req: Request<B>) -> ApiResponse {
         // Route on borrowed parts: a GET never takes the request apart (moving its head out
         // costs a copy of a few hundred bytes per request).
         let answer = match self.router.route(req.method(), req.uri().path()) {
-            Ok(Endpoint::GetUser(id)) => users::get(&self.store, id).await,
+            Ok(Endpoint::GetUser(id)) => users::get(&self.users, id).await,
             Ok(Endpoint::CreateUser) => match self.body(&mut req).await {
-                Ok(body) => users::create(&self.store, &body).await,
+                Ok(body) => users::create(&self.users, &body).await,
                 Err(e) => Err(e),
             },
             // The rarer writes and the list run as boxed futures: their state (a document being
@@ -59,12 +60,12 @@ impl<S: UserStore> App<S> {
             // from the request.
             Ok(Endpoint::UpdateUser(id)) => match UserId::parse(id) {
                 Some(id) => Box::pin(self.update(&mut req, id)).await,
-                None => Err(ApiError::UserNotFound),
+                None => Err(ApiError::Users(crate::users::Error::NotFound)),
             },
             Ok(Endpoint::DeleteUser(id)) => {
-                Box::pin(users::delete(&self.store, id, req.headers())).await
+                Box::pin(users::delete(&self.users, id, req.headers())).await
             }
-            Ok(Endpoint::ListUsers) => Box::pin(users::list(&self.store, req.uri().query())).await,
+            Ok(Endpoint::ListUsers) => Box::pin(users::list(&self.users, req.uri().query())).await,
             Ok(Endpoint::Health) => Ok(health::get()),
             Ok(Endpoint::Options(allow)) => Ok(options(allow)),
             Err(e) => Err(e),
@@ -78,21 +79,29 @@ impl<S: UserStore> App<S> {
     }
 
     /// `PATCH /users/{id}`: the body, then the change.
-    async fn update<B>(&self, req: &mut Request<B>, id: UserId) -> Result<ApiResponse, ApiError>
-    where
-        B: hyper::body::Body<Data = Bytes> + Send + Unpin,
-    {
+    async fn update<B: RequestBody>(
+        &self,
+        req: &mut Request<B>,
+        id: UserId,
+    ) -> Result<ApiResponse, ApiError> {
         let body = self.body(req).await?;
-        users::update(&self.store, id, req.headers(), &body).await
+        users::update(&self.users, id, req.headers(), &body).await
     }
 
     /// The request's JSON body: the head checked (415, 413), then the body read (413, 400).
-    async fn body<B>(&self, req: &mut Request<B>) -> Result<Bytes, ApiError>
-    where
-        B: hyper::body::Body<Data = Bytes> + Send + Unpin,
-    {
+    async fn body<B: RequestBody>(&self, req: &mut Request<B>) -> Result<Bytes, ApiError> {
         json::check_head(req.headers(), self.max_body)?;
         json::read_body(req.body_mut(), self.max_body).await
+    }
+}
+
+impl<S: UserStore> Service for App<S> {
+    fn call<B: RequestBody>(
+        &self,
+        req: Request<B>,
+        _peer: Peer,
+    ) -> impl Future<Output = ApiResponse> + Send {
+        self.handle(req)
     }
 }
 

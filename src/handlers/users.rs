@@ -1,10 +1,12 @@
 //! `/users` and `/users/{id}`: create, read, list, change, delete.
 
+use super::precondition::IfMatch;
+use crate::response::errors::Query;
 use crate::response::{self, ApiError, ApiResponse};
 use crate::store::UserStore;
-use crate::users::{self, Cursor, NewUser, Patch, UserId};
+use crate::users::{self, Cursor, NewUser, Patch, UserId, Users};
 use bytes::{BufMut, Bytes, BytesMut};
-use hyper::header::{HeaderMap, HeaderValue, IF_MATCH, LOCATION};
+use hyper::header::{HeaderMap, HeaderValue, LOCATION};
 use hyper::StatusCode;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -55,12 +57,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
     }
 }
 
-/// `POST /users`: 201 with the new user (serialized here once and kept), its `ETag` and its
+/// `POST /users`: 201 with the new user (serialized once and kept), its `ETag` and its
 /// `Location`.
-pub(super) async fn create<S: UserStore>(store: &S, body: &Bytes) -> Result<ApiResponse, ApiError> {
+pub(super) async fn create<S: UserStore>(
+    users: &Users<S>,
+    body: &Bytes,
+) -> Result<ApiResponse, ApiError> {
     let req: CreateUser<'_> = super::json::parse(body)?;
     let user = NewUser::parse(&req.name, &req.email)?;
-    let (id, stored) = users::create(store, user).await?;
+    let (id, stored) = users.create(user).await?;
     let mut res = response::user(StatusCode::CREATED, stored);
     let mut location = BytesMut::with_capacity(7 + users::ID_LEN);
     location.put_slice(b"/users/");
@@ -73,17 +78,15 @@ pub(super) async fn create<S: UserStore>(store: &S, body: &Bytes) -> Result<ApiR
 
 /// `GET /users/{id}`: 200 with the stored bytes and the `ETag`, or 404 for an id no user has
 /// (including any text that is not a canonical UUID).
-pub(super) async fn get<S: UserStore>(store: &S, id: &str) -> Result<ApiResponse, ApiError> {
-    let id = UserId::parse(id).ok_or(ApiError::UserNotFound)?;
-    match store.get(id).await? {
-        Some(stored) => Ok(response::user(StatusCode::OK, stored)),
-        None => Err(ApiError::UserNotFound),
-    }
+pub(super) async fn get<S: UserStore>(users: &Users<S>, id: &str) -> Result<ApiResponse, ApiError> {
+    let id = UserId::parse(id).ok_or(ApiError::Users(users::Error::NotFound))?;
+    let stored = users.get(id).await?;
+    Ok(response::user(StatusCode::OK, stored))
 }
 
 /// `PATCH /users/{id}`: 200 with the changed user and its new `ETag`.
 pub(super) async fn update<S: UserStore>(
-    store: &S,
+    users: &Users<S>,
     id: UserId,
     headers: &HeaderMap,
     body: &Bytes,
@@ -91,26 +94,26 @@ pub(super) async fn update<S: UserStore>(
     let req: PatchUser<'_> = super::json::parse(body)?;
     let patch = Patch::parse(req.name.get(), req.email.get())?;
     let if_match = IfMatch::of(headers);
-    let stored = users::update(store, id, patch, |v| if_match.accepts(v)).await?;
+    let stored = users.update(id, patch, |v| if_match.accepts(v)).await?;
     Ok(response::user(StatusCode::OK, stored))
 }
 
 /// `DELETE /users/{id}`: 204 with no body.
 pub(super) async fn delete<S: UserStore>(
-    store: &S,
+    users: &Users<S>,
     id: &str,
     headers: &HeaderMap,
 ) -> Result<ApiResponse, ApiError> {
-    let id = UserId::parse(id).ok_or(ApiError::UserNotFound)?;
+    let id = UserId::parse(id).ok_or(ApiError::Users(users::Error::NotFound))?;
     let if_match = IfMatch::of(headers);
-    users::delete(store, id, |v| if_match.accepts(v)).await?;
+    users.delete(id, |v| if_match.accepts(v)).await?;
     Ok(response::empty(StatusCode::NO_CONTENT))
 }
 
 /// `GET /users?limit=N&cursor=C`: a page of users in creation order, as
 /// `{"users":[...],"next_cursor":"..."|null}`, the documents copied as stored.
 pub(super) async fn list<S: UserStore>(
-    store: &S,
+    users: &Users<S>,
     query: Option<&str>,
 ) -> Result<ApiResponse, ApiError> {
     let (mut limit, mut cursor) = (users::DEFAULT_LIMIT, None);
@@ -122,19 +125,15 @@ pub(super) async fn list<S: UserStore>(
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         match name {
             "limit" => {
-                limit = users::parse_limit(value).ok_or(ApiError::InvalidQuery(
-                    "limit must be a whole number from 1 to 1000",
-                ))?;
+                limit = users::parse_limit(value).ok_or(ApiError::InvalidQuery(Query::Limit))?;
             }
             "cursor" => {
-                cursor = Some(Cursor::parse(value).ok_or(ApiError::InvalidQuery(
-                    "cursor must be a next_cursor this server returned",
-                ))?);
+                cursor = Some(Cursor::parse(value).ok_or(ApiError::InvalidQuery(Query::Cursor))?);
             }
             _ => {} // unknown parameters are ignored, as unknown body fields are
         }
     }
-    let page = store.list(cursor, limit).await?;
+    let page = users.list(cursor, limit).await?;
     let size: usize = page.docs.iter().map(|d| d.len() + 1).sum();
     let mut out = BytesMut::with_capacity(size + 48);
     out.put_slice(b"{\"users\":[");
@@ -155,42 +154,4 @@ pub(super) async fn list<S: UserStore>(
     }
     out.put_u8(b'}');
     Ok(response::ok(StatusCode::OK, out.freeze()))
-}
-
-/// What `If-Match` allows: any version (no header, or `*`) or the ones it lists.
-///
-/// Comparison is strong (RFC 9110, 13.1.1): a weak tag (`W/"3"`) never matches, and neither
-/// does anything that is not an entity tag.
-enum IfMatch {
-    Any,
-    Versions(Vec<u32>),
-}
-
-impl IfMatch {
-    fn of(headers: &HeaderMap) -> Self {
-        let mut values = headers.get_all(IF_MATCH).iter().peekable();
-        if values.peek().is_none() {
-            return IfMatch::Any;
-        }
-        let mut versions = Vec::new();
-        for value in values {
-            for tag in value.to_str().unwrap_or_default().split(',').map(str::trim) {
-                if tag == "*" {
-                    return IfMatch::Any;
-                }
-                let digits = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
-                if let Some(v) = digits.and_then(|d| d.parse::<u32>().ok()) {
-                    versions.push(v);
-                }
-            }
-        }
-        IfMatch::Versions(versions)
-    }
-
-    fn accepts(&self, version: u32) -> bool {
-        match self {
-            IfMatch::Any => true,
-            IfMatch::Versions(v) => v.contains(&version),
-        }
-    }
 }

@@ -3,10 +3,9 @@
 //! The caller binds the listener and passes a shutdown future (so tests bind port 0 and stop
 //! the server when they like): [`run`] accepts until that future completes, then stops
 //! accepting, asks every open connection to finish its in-flight request and close, and waits
-//! for them up to a deadline.
+//! for them up to a deadline. What it serves is any [`Service`]: the application, or the
+//! application wrapped in [`Layer`]s.
 
-use crate::handlers::App;
-use crate::store::UserStore;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -22,8 +21,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 mod deadline;
+mod service;
 
 use deadline::{Deadline, Watched};
+pub use service::{Layer, Peer, RequestBody, Service};
 
 /// How the server treats connections.
 #[derive(Debug, Clone)]
@@ -68,13 +69,13 @@ fn http1_builder() -> http1::Builder {
     b
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then shuts down gracefully.
+/// Serves `service` on `listener` until `shutdown` completes, then shuts down gracefully.
 ///
-/// The application is `'static`: it lives as long as the process, so each request reaches it
+/// The service is `'static`: it lives as long as the process, so each request reaches it
 /// through a plain reference instead of a shared refcount that every core would write.
-pub async fn run<S: UserStore>(
+pub async fn run<S: Service>(
     listener: TcpListener,
-    app: &'static App<S>,
+    service: &'static S,
     settings: Settings,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -94,11 +95,11 @@ pub async fn run<S: UserStore>(
                 Err(_) => break, // the semaphore is never closed
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok((stream, addr)) => (stream, Peer { addr }),
                 Err(e) => {
                     accept_error(e).await;
                     continue;
@@ -111,16 +112,16 @@ pub async fn run<S: UserStore>(
         let deadline = Arc::new(Deadline::default());
         let io = Watched::new(TokioIo::new(stream), deadline.clone());
         let expired = deadline.clone().expired(settings.header_timeout);
-        let service = service_fn(move |req: Request<Incoming>| {
+        let serve = service_fn(move |req: Request<Incoming>| {
             deadline.head_received();
             let deadline = deadline.clone();
             async move {
-                let res = app.handle(req).await;
+                let res = service.call(req, peer).await;
                 deadline.response_ready();
                 Ok::<_, Infallible>(res)
             }
         });
-        let conn = graceful.watch(builder.serve_connection(io, service));
+        let conn = graceful.watch(builder.serve_connection(io, serve));
         tokio::spawn(async move {
             tokio::select! {
                 // A connection error is the client's business (reset, bad request line);

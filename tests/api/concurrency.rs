@@ -91,7 +91,7 @@ async fn concurrent_writers_and_readers_never_lose_or_tear_a_user() {
 
     let all = created.lock().unwrap().clone();
     assert_eq!(all.len(), WRITERS * USERS_PER_WRITER);
-    assert_eq!(app.user_count(), WRITERS * USERS_PER_WRITER);
+    assert_eq!(app.user_count().await, WRITERS * USERS_PER_WRITER);
     let mut ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -132,5 +132,5 @@ async fn concurrent_creates_answer_each_client_with_its_own_user() {
     for t in tasks {
         t.await.expect("task panicked");
     }
-    assert_eq!(app.user_count(), 64);
+    assert_eq!(app.user_count().await, 64);
 }

@@ -30,7 +30,7 @@ async fn create_answers_201_with_the_user_in_exact_bytes() {
         res.header("location"),
         Some(format!("/users/{id}").as_str())
     );
-    assert_eq!(app.user_count(), 1);
+    assert_eq!(app.user_count().await, 1);
 }
 
 #[tokio::test]
@@ -80,7 +80,7 @@ async fn empty_name_is_refused_with_name_is_required() {
             r#"{"ok":false,"data":null,"error":"Name is required"}"#,
         );
     }
-    assert_eq!(app.user_count(), 0, "a refused user was stored");
+    assert_eq!(app.user_count().await, 0, "a refused user was stored");
 }
 
 #[tokio::test]
@@ -93,7 +93,7 @@ async fn email_without_at_is_refused_with_email_looks_invalid() {
             r#"{"ok":false,"data":null,"error":"Email looks invalid"}"#,
         );
     }
-    assert_eq!(app.user_count(), 0, "a refused user was stored");
+    assert_eq!(app.user_count().await, 0, "a refused user was stored");
 }
 
 /// Beyond the article's `@`: exactly one, something on each side, no white space, at most
@@ -115,7 +115,7 @@ async fn emails_need_one_at_between_a_local_part_and_a_domain() {
         let res = app.post_json("/users", create_body("Ann", email)).await;
         res.assert_error(400, why);
     }
-    assert_eq!(app.user_count(), 0, "a refused user was stored");
+    assert_eq!(app.user_count().await, 0, "a refused user was stored");
     for email in ["a@b", " ünï@cödé ", &long[1..]] {
         let (id, doc) = app.create_user("Ann", email).await;
         assert_user(&doc, &id, "Ann", email.trim());

@@ -192,7 +192,10 @@ async fn check(app: &TestApp, ops: &[Op]) -> Result<(), TestCaseError> {
             _ => {}
         }
     }
-    prop_assert_eq!(app.user_count(), users.iter().filter(|u| u.alive).count());
+    prop_assert_eq!(
+        app.user_count().await,
+        users.iter().filter(|u| u.alive).count()
+    );
     // Every user reads back as the model has it.
     for u in &users {
         let res = app.get(&format!("/users/{}", u.id)).await;

@@ -39,6 +39,43 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// How often each branch of a property's check ran, so that a property can prove it reached
+/// the branches it is named for (a generator that never makes a valid user tests nothing of
+/// creating one).
+#[derive(Default)]
+struct Branches(std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>);
+
+impl Branches {
+    fn hit(&self, branch: &'static str) {
+        *self.0.lock().unwrap().entry(branch).or_default() += 1;
+    }
+
+    /// Panics unless every branch named ran at least `min` times.
+    #[track_caller]
+    fn assert_reached(&self, names: &[&'static str], min: usize) {
+        let seen = self.0.lock().unwrap();
+        for name in names {
+            let n = seen.get(name).copied().unwrap_or(0);
+            assert!(
+                n >= min,
+                "branch {name:?} ran {n} times (< {min}); all: {seen:?}"
+            );
+        }
+    }
+}
+
+/// A valid name: any characters but control ones, a non-blank middle, whitespace around
+/// (trimmed away).
+fn valid_name() -> impl Strategy<Value = String> {
+    "\\s{0,2}\\PC{1,60}\\s{0,2}".prop_filter("blank", |n| !n.trim().is_empty())
+}
+
+/// A valid email: one `@`, no whitespace or control character inside, whitespace around.
+fn valid_email() -> impl Strategy<Value = String> {
+    let part = "[^\\s@\\p{C}]{1,40}";
+    ("\\s{0,2}", part, part, "\\s{0,2}").prop_map(|(a, l, d, b)| format!("{a}{l}@{d}{b}"))
+}
+
 /// Sends `raw` on a new connection and reads one response, all within [`IO_TIMEOUT`].
 async fn exchange(addr: SocketAddr, raw: &[u8], method: &str) -> Result<Response, TestCaseError> {
     let attempt = async {
@@ -113,8 +150,13 @@ fn framing() -> impl Strategy<Value = Option<usize>> {
 
 /// What a create must answer for `body`, judged the way the contract states it: checks the
 /// status and, for every fixed message, the exact body.
-fn check_create(body: &[u8], res: &Response) -> Result<(), TestCaseError> {
+fn check_create(body: &[u8], res: &Response, seen: &Branches) -> Result<(), TestCaseError> {
     let v = check_envelope(res)?;
+    seen.hit(if body.len() > LIMIT {
+        "over the limit"
+    } else {
+        "within the limit"
+    });
     if body.len() > LIMIT {
         prop_assert_eq!(res.status, 413);
         prop_assert_eq!(
@@ -173,14 +215,16 @@ fn arbitrary_body() -> impl Strategy<Value = Vec<u8>> {
 fn arbitrary_bytes_as_a_create_body_get_an_envelope() {
     let rt = runtime();
     let app = rt.block_on(spawn_app_with(Settings::default(), LIMIT));
+    let seen = Branches::default();
     runner(128)
         .run(&arbitrary_body(), |body| {
             rt.block_on(async {
                 let res = exchange(app.addr, &create_raw(&body, None), "POST").await?;
-                check_create(&body, &res)
+                check_create(&body, &res, &seen)
             })
         })
         .unwrap();
+    seen.assert_reached(&["over the limit", "within the limit"], 10);
 }
 
 /// The same with chunked framing in chunks of arbitrary size.
@@ -188,14 +232,16 @@ fn arbitrary_bytes_as_a_create_body_get_an_envelope() {
 fn arbitrary_bytes_as_a_chunked_create_body_get_an_envelope() {
     let rt = runtime();
     let app = rt.block_on(spawn_app_with(Settings::default(), LIMIT));
+    let seen = Branches::default();
     runner(128)
         .run(&(arbitrary_body(), 1usize..200), |(body, chunk)| {
             rt.block_on(async {
                 let res = exchange(app.addr, &create_raw(&body, Some(chunk)), "POST").await?;
-                check_create(&body, &res)
+                check_create(&body, &res, &seen)
             })
         })
         .unwrap();
+    seen.assert_reached(&["over the limit", "within the limit"], 10);
 }
 
 /// JSON-looking text (braces, quotes, escapes, colons) as a create body, sometimes chunked.
@@ -229,14 +275,16 @@ fn json_ish_text_as_a_create_body_gets_an_envelope() {
         proptest::collection::vec(fragment, 0..24).prop_map(|f| f.concat()),
         framing(),
     );
+    let seen = Branches::default();
     runner(256)
         .run(&strategy, |(body, chunk)| {
             rt.block_on(async {
                 let res = exchange(app.addr, &create_raw(body.as_bytes(), chunk), "POST").await?;
-                check_create(body.as_bytes(), &res)
+                check_create(body.as_bytes(), &res, &seen)
             })
         })
         .unwrap();
+    seen.assert_reached(&["within the limit"], 100);
 }
 
 /// The text of a JSON string literal's inside: plain characters, every kind of escape
@@ -255,6 +303,23 @@ fn string_literal_inside() -> impl Strategy<Value = String> {
     proptest::collection::vec(piece, 0..8).prop_map(|p| p.concat())
 }
 
+/// The inside of an email's string literal: mostly `local@domain` written with every kind of
+/// valid escape (so that the valid branch runs often), else anything [`string_literal_inside`]
+/// makes.
+fn email_literal_inside() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        6 => "[^\"\\\\\\x00-\\x20@]{1,4}",
+        1 => "\\\\[\"\\\\/]",
+        1 => "\\\\u00[46][1-9a-f]",
+        1 => "\\\\ud83d\\\\ude00",
+    ];
+    let part = proptest::collection::vec(piece, 1..4).prop_map(|p| p.concat());
+    prop_oneof![
+        3 => (part.clone(), part).prop_map(|(l, d)| format!("{l}@{d}")),
+        1 => string_literal_inside(),
+    ]
+}
+
 /// `{"name":"..","email":".."}` with arbitrary string contents: the answer is exactly what
 /// the contract says, judged against serde_json's own reading of the body.
 #[test]
@@ -262,7 +327,8 @@ fn create_with_arbitrary_string_literals_follows_the_contract() {
     let rt = runtime();
     let app = rt.block_on(spawn_app_with(Settings::default(), 64 * 1024));
     let taken = TakenEmails::default();
-    let strategy = (string_literal_inside(), string_literal_inside());
+    let seen = Branches::default();
+    let strategy = (string_literal_inside(), email_literal_inside());
     runner(256)
         .run(&strategy, |(name, email)| {
             let body = format!(r#"{{"name":"{name}","email":"{email}"}}"#);
@@ -271,6 +337,7 @@ fn create_with_arbitrary_string_literals_follows_the_contract() {
                 let v = check_envelope(&res)?;
                 match serde_json::from_str::<Value>(&body) {
                     Err(_) => {
+                        seen.hit("malformed");
                         prop_assert_eq!(res.status, 400);
                         prop_assert!(v["error"].as_str().unwrap().starts_with("Malformed JSON: "));
                     }
@@ -278,12 +345,15 @@ fn create_with_arbitrary_string_literals_follows_the_contract() {
                         let name = parsed["name"].as_str().unwrap().trim();
                         let email = parsed["email"].as_str().unwrap().trim();
                         if let Some(why) = expected_refusal(name, email) {
+                            seen.hit("refused");
                             prop_assert_eq!(res.status, 400);
                             prop_assert_eq!(res.body_str(), error_body(why));
                         } else if !taken.take(email) {
+                            seen.hit("taken");
                             prop_assert_eq!(res.status, 409);
                             prop_assert_eq!(res.body_str(), error_body("Email already exists"));
                         } else {
+                            seen.hit("created");
                             prop_assert_eq!(res.status, 201);
                             let id = v["data"]["id"].as_str().unwrap();
                             assert_user(&data_of(&res), id, name, email);
@@ -294,6 +364,7 @@ fn create_with_arbitrary_string_literals_follows_the_contract() {
             })
         })
         .unwrap();
+    seen.assert_reached(&["malformed", "refused", "created"], 10);
 }
 
 /// Arbitrary JSON values.
@@ -321,14 +392,22 @@ fn create_with_arbitrary_json_objects_follows_the_contract() {
     let rt = runtime();
     let app = rt.block_on(spawn_app_with(Settings::default(), 64 * 1024));
     let taken = TakenEmails::default();
-    let field = prop_oneof![
-        1 => Just(None),
-        3 => any::<String>().prop_map(|s| Some(Value::String(s))),
-        1 => "[ a-z@]{0,8}".prop_map(|s| Some(Value::String(s))),
-        1 => json_value().prop_map(Some),
-    ];
+    let seen = Branches::default();
+    let field = |valid: BoxedStrategy<String>| {
+        prop_oneof![
+            1 => Just(None),
+            6 => valid.prop_map(|s| Some(Value::String(s))),
+            2 => any::<String>().prop_map(|s| Some(Value::String(s))),
+            1 => "[ a-z@]{0,8}".prop_map(|s| Some(Value::String(s))),
+            1 => json_value().prop_map(Some),
+        ]
+    };
     let extras = proptest::collection::btree_map("[a-z]{1,6}", json_value(), 0..3);
-    let strategy = (field.clone(), field, extras);
+    let strategy = (
+        field(valid_name().boxed()),
+        field(valid_email().boxed()),
+        extras,
+    );
     runner(256)
         .run(&strategy, |(name, email, extras)| {
             let mut obj = serde_json::Map::new();
@@ -354,16 +433,20 @@ fn create_with_arbitrary_json_objects_follows_the_contract() {
                     (Some(n), Some(e)) => {
                         let (n, e) = (n.trim(), e.trim());
                         if let Some(why) = expected_refusal(n, e) {
+                            seen.hit("refused");
                             prop_assert_eq!(res.body_str(), error_body(why));
                         } else if !taken.take(e) {
+                            seen.hit("taken");
                             prop_assert_eq!(res.body_str(), error_body("Email already exists"));
                         } else {
+                            seen.hit("created");
                             prop_assert_eq!(res.status, 201);
                             let id = v["data"]["id"].as_str().unwrap();
                             assert_user(&data_of(&res), id, n, e);
                         }
                     }
                     _ => {
+                        seen.hit("wrong shape");
                         prop_assert_eq!(res.status, 422);
                         prop_assert!(v["error"]
                             .as_str()
@@ -375,6 +458,7 @@ fn create_with_arbitrary_json_objects_follows_the_contract() {
             })
         })
         .unwrap();
+    seen.assert_reached(&["wrong shape", "refused", "created"], 10);
 }
 
 /// Methods: the common ones and arbitrary extension tokens (CONNECT, whose target is an
@@ -494,12 +578,8 @@ fn valid_users_round_trip_trimmed() {
     let app = rt.block_on(spawn_app_with(Settings::default(), 64 * 1024));
     let taken = std::sync::Arc::new(TakenEmails::default());
     let seen = taken.clone();
-    // Any characters but control ones, and whitespace around (trimmed away).
-    let name = "\\s{0,2}\\PC{1,60}\\s{0,2}".prop_filter("blank", |n| !n.trim().is_empty());
-    let part = "[^\\s@\\p{C}]{1,40}";
-    let email = ("\\s{0,2}", part, part, "\\s{0,2}")
-        .prop_map(|(a, l, d, b)| format!("{a}{l}@{d}{b}"))
-        .prop_filter("taken", move |e| !seen.is_taken(e));
+    let name = valid_name();
+    let email = valid_email().prop_filter("taken", move |e| !seen.is_taken(e));
     runner(128)
         .run(&(name, email), |(name, email)| {
             let body = create_body(&name, &email);

@@ -93,7 +93,7 @@ async fn deep_pipeline_is_answered_whole_and_in_order() {
             }
         }
     }
-    assert_eq!(app.user_count(), 20 + 5);
+    assert_eq!(app.user_count().await, 20 + 5);
 }
 
 /// A request whose bytes arrive one at a time is answered like any other.
@@ -141,23 +141,34 @@ async fn http_1_0_request_is_answered_then_closed() {
     assert!(conn.closed_within(IO_TIMEOUT).await, "connection left open");
 }
 
-/// A request hyper cannot parse never reaches userd: hyper ends the connection (possibly
-/// after a bodiless 400), and the server keeps serving everyone else.
+/// A request hyper cannot parse never reaches userd: hyper ends the connection, after a
+/// bodiless 400 for some, and the server keeps serving everyone else.
 #[tokio::test]
 async fn unparsable_request_closes_the_connection_and_the_server_keeps_serving() {
     let app = spawn_app().await;
-    for garbage in [
-        &b"\x01\x02 nonsense\r\n\r\n"[..],
-        b"GET /health HTTP/9.9\r\n\r\n",
-        b"GET /health HTTP/1.1\r\nBad Header\r\n\r\n",
-        b"POST /users HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+    // (request, whether hyper answers a bare 400 before it closes)
+    for (garbage, answered) in [
+        (&b"\x01\x02 nonsense\r\n\r\n"[..], false),
+        (b"GET /health HTTP/9.9\r\n\r\n", false),
+        (b"GET /health HTTP/1.1\r\nBad Header\r\n\r\n", false),
+        (b"POST /users HTTP/1.1\r\nContent-Length: abc\r\n\r\n", true),
     ] {
+        let what = String::from_utf8_lossy(garbage);
         let mut conn = app.connect().await;
         conn.send(garbage).await;
-        if let Ok(res) = conn.try_read_response("GET").await {
-            assert_eq!(res.status, 400, "{:?}", String::from_utf8_lossy(garbage));
+        match conn.try_read_response("GET").await {
+            Ok(res) => {
+                assert!(
+                    answered,
+                    "{what:?}: an answer where none was expected: {res:?}"
+                );
+                assert_eq!(res.status, 400, "{what:?}");
+                assert_eq!(res.header("connection"), Some("close"), "{what:?}");
+                assert!(res.body.is_empty(), "{what:?}");
+            }
+            Err(e) => assert!(!answered, "{what:?}: no 400: {e}"),
         }
-        assert!(conn.closed_within(IO_TIMEOUT).await);
+        assert!(conn.closed_within(IO_TIMEOUT).await, "{what:?}");
     }
     app.get("/health").await.assert_json(200, HEALTH_BODY);
 }

@@ -17,7 +17,7 @@ async fn missing_content_type_is_415() {
     let app = spawn_app().await;
     let res = app.post_typed("/users", None, VALID).await;
     res.assert_json(415, NOT_JSON_TYPE);
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
 }
 
 #[tokio::test]
@@ -107,7 +107,7 @@ async fn malformed_json_is_400_with_the_parsers_detail() {
         assert_eq!(res.status, 400, "body {body:?}: {res:?}");
         res.assert_error_prefix(400, "Malformed JSON: ");
     }
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
 }
 
 /// Bytes after the object make the body something other than one JSON document.
@@ -179,7 +179,7 @@ async fn json_of_the_wrong_shape_is_422() {
         assert_eq!(res.status, 422, "body {body:?}: {res:?}");
         res.assert_error_prefix(422, "Invalid request body: ");
     }
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
 }
 
 #[tokio::test]
@@ -210,7 +210,7 @@ async fn array_of_two_strings_is_422_not_a_user() {
     let app = spawn_app().await;
     let res = app.post_json("/users", r#"["Ann","a@b"]"#).await;
     res.assert_error_prefix(422, "Invalid request body: ");
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
 }
 
 /// A string that is not valid UTF-8 is not JSON (RFC 8259 requires UTF-8).
@@ -228,7 +228,7 @@ async fn invalid_utf8_in_a_field_is_400() {
         assert_eq!(res.status, 400, "body {body:?}: {res:?}");
         res.assert_error_prefix(400, "Malformed JSON: ");
     }
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
 }
 
 /// A lone surrogate escape decodes to no Unicode scalar value: not a valid string.
@@ -256,7 +256,7 @@ async fn invalid_utf8_in_an_unknown_field_is_400() {
         )
         .await;
     res.assert_error_prefix(400, "Malformed JSON: ");
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
 }
 
 /// The limit is enforced on the declared length before any body byte is read: the client
@@ -409,7 +409,7 @@ async fn chunked_body_over_the_limit_in_one_chunk_is_413() {
         413,
         &error_body("Request body is larger than the limit of 100 bytes"),
     );
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
 }
 
 /// A chunked body that passes the limit is refused with 413 and not read to its end: the
@@ -430,7 +430,7 @@ async fn chunked_body_over_the_limit_is_413() {
     raw.extend_from_slice(&framed[..framed.len() - 5]);
     conn.send(raw).await;
     conn.read_response().await.assert_json(413, TOO_LARGE);
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
 }
 
 /// The same, small and whole: 101 bytes in 7-byte chunks, all sent, under a 100-byte limit.

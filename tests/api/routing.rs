@@ -81,7 +81,7 @@ async fn post_with_a_json_body_to_health_is_405() {
         .await;
     res.assert_json(405, METHOD_NOT_ALLOWED);
     assert_eq!(res.header("allow"), Some("GET, HEAD, OPTIONS"));
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ async fn a_second_user_with_the_same_email_is_409() {
         let res = app.post_json("/users", create_body("Other", email)).await;
         res.assert_error(409, "Email already exists");
     }
-    assert_eq!(app.user_count(), 1);
+    assert_eq!(app.user_count().await, 1);
 }
 
 #[tokio::test]
@@ -104,7 +104,7 @@ async fn racing_creates_of_one_email_give_exactly_one_201() {
             "{statuses:?}"
         );
     }
-    assert_eq!(app.user_count(), 20);
+    assert_eq!(app.user_count().await, 20);
 }
 
 /// A PATCH and a create racing for one free email: exactly one gets it.

@@ -124,7 +124,7 @@ async fn delete_is_204_then_404() {
     app.delete(&path, None)
         .await
         .assert_error(404, "User not found");
-    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.user_count().await, 0);
     app.create_user("Ann again", "ANN@example.com").await;
 }
 

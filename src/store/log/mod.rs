@@ -97,21 +97,16 @@ pub mod record;
 pub use faults::{CrashPoint, FaultKind, Faults};
 pub use options::{Options, SyncMode, DEFAULT_COMPACT_BYTES};
 
-use super::{EmailChange, MemoryStore, Page, StoreError, Stored, UserStore};
-use crate::users::{Cursor, UserId};
-use bytes::Bytes;
+use super::{MemoryStore, Outage, Page, StoreError, Stored, UserStore, Write};
+use crate::users::id::UserId;
+use crate::users::page::Cursor;
 use std::future::{ready, Future};
 use std::io;
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use tokio::sync::oneshot;
-use writer::{Change, Job, Shared, Writer};
-
-/// The answer to writes once the store is closed.
-const CLOSED: &str = "userd is shutting down and takes no more writes";
-/// The answer to a user whose record would exceed the format's limit.
-const TOO_LARGE: &str = "The user is too large to store";
+use writer::{Job, Shared, Writer};
 
 /// The durable store; see the module docs.
 pub struct LogStore {
@@ -175,56 +170,32 @@ impl LogStore {
         })
     }
 
-    /// Commits the writes already queued, fsyncs, waits for a running snapshot, stops the
-    /// writer and releases the directory's lock. Later writes get `503`; reads go on. Calling
-    /// it again does nothing.
-    pub fn close(&self) {
-        let _ = self.jobs.send(Job::Close);
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(writer) = writer {
-            let _ = writer.join();
-        }
-    }
-
     /// The in-memory map the store reads from.
     pub fn memory(&self) -> &MemoryStore {
         &self.mem
     }
 
-    /// Queues a change for the writer; the receiver gets the answer once it is durable (or
+    /// Queues a write for the writer; the receiver gets the answer once it is durable (or
     /// refused).
     fn submit(
         &self,
-        change: Change,
+        write: Write,
     ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
-        if let Some(&why) = self.shared.failure.get() {
-            return Err(StoreError::Unavailable(why));
-        }
-        let doc_len = match &change {
-            Change::Create(_, doc) | Change::Update { doc, .. } => doc.len(),
-            Change::Delete { .. } => 0,
-        };
-        // A create's record holds its sequence number too.
-        if record::framed_len(doc_len) + 8 - record::HEADER_LEN > record::MAX_PAYLOAD {
-            return Err(StoreError::Unavailable(TOO_LARGE));
+        self.writable().map_err(StoreError::Unavailable)?;
+        let sizes = (
+            write.doc().map_or(0, |d| d.len()),
+            write.claims().map_or(0, str::len),
+        );
+        if record::framed_len(sizes.0, sizes.1) - record::HEADER_LEN > record::MAX_PAYLOAD
+            || sizes.1 > usize::from(u16::MAX)
+        {
+            return Err(StoreError::Unavailable(Outage::TooLarge));
         }
         let (ack, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Write(change, ack))
-            .map_err(|_| StoreError::Unavailable(CLOSED))?;
+            .send(Job::Write(write, ack))
+            .map_err(|_| StoreError::Unavailable(Outage::Closed))?;
         Ok(answer)
-    }
-
-    /// Queues `change` and waits for the writer's answer.
-    fn write(&self, change: Change) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let queued = self.submit(change);
-        async move {
-            match queued {
-                // A dropped answer means the writer stopped (closed) before committing it.
-                Ok(answer) => answer.await.unwrap_or(Err(StoreError::Unavailable(CLOSED))),
-                Err(e) => Err(e),
-            }
-        }
     }
 }
 
@@ -239,55 +210,19 @@ impl UserStore for LogStore {
         ready(Ok(self.mem.get_now(id)))
     }
 
-    /// Claims the email here (so that of racing creates one wins at once), then logs the
-    /// user; lets the email go again if the write is refused.
-    fn create(
-        &self,
-        id: UserId,
-        email_key: String,
-        doc: Bytes,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let claimed = self.mem.emails().claim(&email_key, id);
-        let written = claimed.then(|| self.write(Change::Create(id, doc)));
-        let mem = self.mem.clone();
+    /// Queues the write for the writer thread, which admits it (version, email) when it takes
+    /// it into a batch, and waits for the answer: once the write is durable, or refused.
+    fn write(&self, write: Write) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let queued = self.submit(write);
         async move {
-            let Some(written) = written else {
-                return Err(StoreError::EmailTaken);
-            };
-            let result = written.await;
-            if result.is_err() {
-                mem.emails().release(&email_key, id);
+            match queued {
+                // A dropped answer means the writer stopped (closed) before committing it.
+                Ok(answer) => answer
+                    .await
+                    .unwrap_or(Err(StoreError::Unavailable(Outage::Closed))),
+                Err(e) => Err(e),
             }
-            result
         }
-    }
-
-    /// The writer checks the version and claims the new email when it takes the change (see the
-    /// writer module); applying the record lets the old email go.
-    fn update(
-        &self,
-        id: UserId,
-        expected: u32,
-        email: Option<EmailChange>,
-        doc: Bytes,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.write(Change::Update {
-            id,
-            expected,
-            email,
-            doc,
-        })
-    }
-
-    /// The writer checks the version when it takes the change; applying the record lets the
-    /// email go.
-    fn delete(
-        &self,
-        id: UserId,
-        expected: u32,
-        _email_key: String,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.write(Change::Delete { id, expected })
     }
 
     fn list(
@@ -298,8 +233,29 @@ impl UserStore for LogStore {
         ready(Ok(self.mem.list_now(after, limit)))
     }
 
-    fn len(&self) -> usize {
-        self.mem.len()
+    fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        ready(Ok(self.mem.len() as u64))
+    }
+
+    /// Writes stop for good after a failed write or fsync, and at close.
+    fn writable(&self) -> Result<(), Outage> {
+        match self.shared.failure.get() {
+            Some(&why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits the writes already queued, fsyncs, waits for a running snapshot, stops the
+    /// writer and releases the directory's lock. Later writes get `503`; reads go on. Calling
+    /// it again does nothing.
+    fn close(&self) {
+        let _ = self.jobs.send(Job::Close);
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        // After the join: the writer commits what was queued before it saw the close.
+        let _ = self.shared.failure.set(Outage::Closed);
     }
 }
 

@@ -16,24 +16,24 @@
 //!
 //! ```text
 //! version: u8 | op: u8 | body
-//!   op 1 create    body = id (16 bytes, big endian) + the user's JSON document
-//!                  (written before users had a creation sequence number; still read)
-//!   op 2 update    body = id + the user's whole new document
+//!   op 1 create    body = id (16 bytes, big endian) | sequence number (u64le) | version (u32le)
+//!                         | key length (u16le) | email key | the user's JSON document
+//!   op 2 update    body = id | version (u32le) | key length (u16le) | email key | document
 //!   op 3 delete    body = id
-//!   op 4 create at body = id + creation sequence number (u64le) + the user's JSON document
 //!   op 64 snapshot begin  body = first segment not covered by the snapshot (u64le)
 //!   op 65 snapshot end    body = number of users in the snapshot (u64le)
 //! ```
 //!
-//! Every record carries the whole state it sets (a document, or the absence of one), never a
-//! difference, so applying a record twice leaves the same state as applying it once. That is
-//! what lets recovery replay a segment that a snapshot already partly contains.
+//! Every record carries the whole state it sets (a document with its version and email key,
+//! or the absence of one), never a difference, so applying a record twice leaves the same
+//! state as applying it once, and recovery applies records without reading the documents.
+//! That is what lets recovery replay a segment that a snapshot already partly contains.
 
-use crate::store::MemoryStore;
-use crate::users::UserId;
+use crate::store::memory::{Change, MemoryStore};
+use crate::users::id::UserId;
 
-/// The payload format this userd writes and the newest it reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The payload format this userd writes and the only one it reads.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Bytes of a frame before its payload: the length and the checksum.
 pub const HEADER_LEN: usize = 8;
@@ -51,19 +51,27 @@ const ID_LEN: usize = 16;
 const OP_CREATE: u8 = 1;
 const OP_UPDATE: u8 = 2;
 const OP_DELETE: u8 = 3;
-const OP_CREATE_AT: u8 = 4;
 const OP_SNAPSHOT_BEGIN: u8 = 64;
 const OP_SNAPSHOT_END: u8 = 65;
 
-/// One record, borrowing its document from wherever it was read or is being written from.
+/// A user's state as a record sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Put<'a> {
+    /// The version the document holds.
+    pub version: u32,
+    /// The uniqueness key of the user's email.
+    pub email_key: &'a str,
+    /// The JSON document.
+    pub doc: &'a [u8],
+}
+
+/// One record, borrowing its strings from wherever it was read or is being written from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {
-    /// A new user with this document (a log from before sequence numbers).
-    Create(UserId, &'a [u8]),
-    /// A new user with its creation sequence number (its place in the list) and document.
-    CreateAt(UserId, u64, &'a [u8]),
-    /// A user's whole new document.
-    Update(UserId, &'a [u8]),
+    /// A new user with its creation sequence number (its place in the list).
+    Create(UserId, u64, Put<'a>),
+    /// A user's whole new state.
+    Update(UserId, Put<'a>),
     /// A user is gone.
     Delete(UserId),
     /// The first record of a snapshot: it holds every record of segments before `covers`.
@@ -78,13 +86,23 @@ pub enum Record<'a> {
     },
 }
 
+impl<'a> Put<'a> {
+    fn change(self) -> Change<'a> {
+        Change::Put {
+            doc: self.doc,
+            email_key: self.email_key,
+            version: self.version,
+        }
+    }
+}
+
 impl Record<'_> {
     /// Sets the state this record describes in `mem`; applying it again changes nothing.
     pub fn apply(&self, mem: &MemoryStore) {
         match *self {
-            Record::Create(id, doc) | Record::Update(id, doc) => mem.apply_put(id, doc, None),
-            Record::CreateAt(id, seq, doc) => mem.apply_put(id, doc, Some(seq)),
-            Record::Delete(id) => mem.apply_delete(id),
+            Record::Create(id, seq, p) => mem.apply(id, p.change(), Some(seq)),
+            Record::Update(id, p) => mem.apply(id, p.change(), None),
+            Record::Delete(id) => mem.apply(id, Change::Remove, None),
             Record::SnapshotBegin { .. } | Record::SnapshotEnd { .. } => {}
         }
     }
@@ -94,25 +112,37 @@ impl Record<'_> {
 pub fn encode(out: &mut Vec<u8>, record: &Record<'_>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
-    let (op, id, tail): (u8, Option<UserId>, &[u8]) = match *record {
-        Record::Create(id, doc) => (OP_CREATE, Some(id), doc),
-        Record::CreateAt(id, _, doc) => (OP_CREATE_AT, Some(id), doc),
-        Record::Update(id, doc) => (OP_UPDATE, Some(id), doc),
-        Record::Delete(id) => (OP_DELETE, Some(id), &[]),
-        Record::SnapshotBegin { .. } => (OP_SNAPSHOT_BEGIN, None, &[]),
-        Record::SnapshotEnd { .. } => (OP_SNAPSHOT_END, None, &[]),
-    };
     out.push(FORMAT_VERSION);
-    out.push(op);
-    if let Some(id) = id {
-        out.extend_from_slice(&id.as_u128().to_be_bytes());
-    }
-    if let Record::CreateAt(_, seq, _) = *record {
-        out.extend_from_slice(&seq.to_le_bytes());
-    }
-    out.extend_from_slice(tail);
-    if let Record::SnapshotBegin { covers: n } | Record::SnapshotEnd { count: n } = *record {
-        out.extend_from_slice(&n.to_le_bytes());
+    let put = |out: &mut Vec<u8>, p: &Put<'_>| {
+        out.extend_from_slice(&p.version.to_le_bytes());
+        out.extend_from_slice(&(p.email_key.len() as u16).to_le_bytes());
+        out.extend_from_slice(p.email_key.as_bytes());
+        out.extend_from_slice(p.doc);
+    };
+    match record {
+        Record::Create(id, seq, p) => {
+            out.push(OP_CREATE);
+            out.extend_from_slice(&id.as_u128().to_be_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+            put(out, p);
+        }
+        Record::Update(id, p) => {
+            out.push(OP_UPDATE);
+            out.extend_from_slice(&id.as_u128().to_be_bytes());
+            put(out, p);
+        }
+        Record::Delete(id) => {
+            out.push(OP_DELETE);
+            out.extend_from_slice(&id.as_u128().to_be_bytes());
+        }
+        Record::SnapshotBegin { covers: n } | Record::SnapshotEnd { count: n } => {
+            let op = match record {
+                Record::SnapshotBegin { .. } => OP_SNAPSHOT_BEGIN,
+                _ => OP_SNAPSHOT_END,
+            };
+            out.push(op);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
     }
     let len = (out.len() - start - HEADER_LEN) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -120,10 +150,10 @@ pub fn encode(out: &mut Vec<u8>, record: &Record<'_>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// The framed size of a create (op 1) or update record with a document of `doc_len` bytes;
-/// a create at (op 4) has 8 bytes more.
-pub fn framed_len(doc_len: usize) -> usize {
-    HEADER_LEN + PREFIX_LEN + ID_LEN + doc_len
+/// The largest framed size of a record that stores a document of `doc_len` bytes with an
+/// email key of `key_len` bytes (a create's).
+pub fn framed_len(doc_len: usize, key_len: usize) -> usize {
+    HEADER_LEN + PREFIX_LEN + ID_LEN + 8 + 4 + 2 + key_len + doc_len
 }
 
 fn checksum(len: [u8; 4], payload: &[u8]) -> u32 {
@@ -138,6 +168,46 @@ fn checksum(len: [u8; 4], payload: &[u8]) -> u32 {
 pub struct Header {
     len: [u8; 4],
     crc: u32,
+}
+
+/// Reads the fixed-size fields at the front of a record's body, in order.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn id(&mut self) -> Option<UserId> {
+        let bytes: [u8; ID_LEN] = self.take(ID_LEN)?.try_into().ok()?;
+        Some(UserId::from_u128(u128::from_be_bytes(bytes)))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn put(&mut self) -> Option<Put<'a>> {
+        let version = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        let key_len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
+        let email_key = std::str::from_utf8(self.take(key_len.into())?).ok()?;
+        let doc = std::mem::take(&mut self.0);
+        Some(Put {
+            version,
+            email_key,
+            doc,
+        })
+    }
+
+    /// Whatever is left must be nothing.
+    fn end<T>(&self, value: T) -> Option<T> {
+        self.0.is_empty().then_some(value)
+    }
 }
 
 impl Header {
@@ -169,22 +239,23 @@ impl Header {
         if version != FORMAT_VERSION {
             return Err(Damage::Version(version));
         }
-        let id = || {
-            let bytes: [u8; ID_LEN] = body.get(..ID_LEN)?.try_into().ok()?;
-            Some(UserId::from_u128(u128::from_be_bytes(bytes)))
-        };
-        let number = || Some(u64::from_le_bytes(body.try_into().ok()?));
+        let mut f = Fields(body);
         let record = match op {
-            OP_CREATE => id().map(|id| Record::Create(id, &body[ID_LEN..])),
-            OP_CREATE_AT => id().and_then(|id| {
-                let seq = body.get(ID_LEN..ID_LEN + 8)?;
-                let seq = u64::from_le_bytes(seq.try_into().ok()?);
-                Some(Record::CreateAt(id, seq, &body[ID_LEN + 8..]))
-            }),
-            OP_UPDATE => id().map(|id| Record::Update(id, &body[ID_LEN..])),
-            OP_DELETE => id().filter(|_| body.len() == ID_LEN).map(Record::Delete),
-            OP_SNAPSHOT_BEGIN => number().map(|covers| Record::SnapshotBegin { covers }),
-            OP_SNAPSHOT_END => number().map(|count| Record::SnapshotEnd { count }),
+            OP_CREATE => (|| {
+                let (id, seq) = (f.id()?, f.u64()?);
+                Some(Record::Create(id, seq, f.put()?))
+            })(),
+            OP_UPDATE => (|| {
+                let id = f.id()?;
+                Some(Record::Update(id, f.put()?))
+            })(),
+            OP_DELETE => f.id().and_then(|id| f.end(Record::Delete(id))),
+            OP_SNAPSHOT_BEGIN => f
+                .u64()
+                .and_then(|covers| f.end(Record::SnapshotBegin { covers })),
+            OP_SNAPSHOT_END => f
+                .u64()
+                .and_then(|count| f.end(Record::SnapshotEnd { count })),
             _ => return Err(Damage::Op(op)),
         };
         record.ok_or(Damage::Shape(op))
@@ -218,7 +289,7 @@ impl std::fmt::Display for Damage {
             Damage::Checksum => f.write_str("checksum mismatch"),
             Damage::Version(v) => write!(
                 f,
-                "record format version {v}, newer than this userd reads ({FORMAT_VERSION})"
+                "record format version {v}; this userd reads version {FORMAT_VERSION} only"
             ),
             Damage::Op(op) => write!(f, "unknown record type {op}"),
             Damage::Shape(op) => write!(f, "record of type {op} has the wrong size"),
@@ -239,28 +310,48 @@ mod tests {
         assert_eq!(header.decode(&out[HEADER_LEN..]), Ok(record));
     }
 
+    fn put<'a>(version: u32, email_key: &'a str, doc: &'a [u8]) -> Put<'a> {
+        Put {
+            version,
+            email_key,
+            doc,
+        }
+    }
+
     #[test]
     fn every_record_type_round_trips() {
         let id = UserId::random();
-        round_trip(Record::Create(id, br#"{"id":"x"}"#));
-        round_trip(Record::CreateAt(id, 42, br#"{"id":"x"}"#));
-        round_trip(Record::Update(id, b"{}"));
+        round_trip(Record::Create(id, 42, put(1, "a@x", br#"{"id":"x"}"#)));
+        round_trip(Record::Create(id, u64::MAX, put(1, "", b"")));
+        round_trip(Record::Update(id, put(7, "\u{e9}@x", b"{}")));
         round_trip(Record::Delete(id));
         round_trip(Record::SnapshotBegin { covers: 7 });
         round_trip(Record::SnapshotEnd { count: u64::MAX });
     }
 
     #[test]
-    fn framed_len_matches_what_encode_writes() {
+    fn framed_len_bounds_what_encode_writes() {
         let mut out = Vec::new();
-        encode(&mut out, &Record::Create(UserId::random(), &[b'a'; 100]));
-        assert_eq!(out.len(), framed_len(100));
+        encode(
+            &mut out,
+            &Record::Create(UserId::random(), 3, put(1, "abc", &[b'a'; 100])),
+        );
+        assert_eq!(out.len(), framed_len(100, 3));
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            &Record::Update(UserId::random(), put(2, "abc", &[b'a'; 100])),
+        );
+        assert!(out.len() <= framed_len(100, 3));
     }
 
     #[test]
     fn the_checksum_covers_length_and_payload() {
         let mut out = Vec::new();
-        encode(&mut out, &Record::Create(UserId::random(), b"{\"a\":1}"));
+        encode(
+            &mut out,
+            &Record::Create(UserId::random(), 1, put(1, "a@b", b"{\"a\":1}")),
+        );
         for i in 0..out.len() {
             if (4..HEADER_LEN).contains(&i) {
                 continue; // the checksum itself
@@ -277,17 +368,45 @@ mod tests {
         }
     }
 
+    /// A record of the right checksum but the wrong size for its op is damage, named.
     #[test]
-    fn a_newer_version_is_refused_by_name() {
-        let mut out = Vec::new();
-        encode(&mut out, &Record::Delete(UserId::random()));
-        out[HEADER_LEN] = FORMAT_VERSION + 1;
-        let crc = checksum(out[..4].try_into().unwrap(), &out[HEADER_LEN..]);
-        out[4..8].copy_from_slice(&crc.to_le_bytes());
-        let header = Header::parse(out[..HEADER_LEN].try_into().unwrap());
-        assert_eq!(
-            header.decode(&out[HEADER_LEN..]),
-            Err(Damage::Version(FORMAT_VERSION + 1))
-        );
+    fn a_record_of_the_wrong_shape_is_refused_by_op() {
+        let id = UserId::random();
+        for (op, body) in [
+            (OP_DELETE, [&id.as_u128().to_be_bytes()[..], b"x"].concat()),
+            (OP_DELETE, vec![1, 2, 3]),
+            (OP_CREATE, id.as_u128().to_be_bytes().to_vec()),
+            (
+                OP_UPDATE,
+                [&id.as_u128().to_be_bytes()[..], &[1, 0, 0, 0, 9, 0]].concat(),
+            ),
+            (OP_SNAPSHOT_END, vec![1, 2]),
+        ] {
+            let mut payload = vec![FORMAT_VERSION, op];
+            payload.extend_from_slice(&body);
+            let len = (payload.len() as u32).to_le_bytes();
+            let crc = checksum(len, &payload);
+            let mut head = [0u8; HEADER_LEN];
+            head[..4].copy_from_slice(&len);
+            head[4..].copy_from_slice(&crc.to_le_bytes());
+            let header = Header::parse(&head);
+            assert_eq!(header.decode(&payload), Err(Damage::Shape(op)), "op {op}");
+        }
+    }
+
+    #[test]
+    fn another_version_is_refused_by_name() {
+        for version in [FORMAT_VERSION - 1, FORMAT_VERSION + 1] {
+            let mut out = Vec::new();
+            encode(&mut out, &Record::Delete(UserId::random()));
+            out[HEADER_LEN] = version;
+            let crc = checksum(out[..4].try_into().unwrap(), &out[HEADER_LEN..]);
+            out[4..8].copy_from_slice(&crc.to_le_bytes());
+            let header = Header::parse(out[..HEADER_LEN].try_into().unwrap());
+            assert_eq!(
+                header.decode(&out[HEADER_LEN..]),
+                Err(Damage::Version(version))
+            );
+        }
     }
 }

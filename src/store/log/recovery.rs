@@ -6,7 +6,7 @@
 use super::files::{self, with_path};
 use super::record::{Damage, Record};
 use super::snapshot;
-use crate::store::{MemoryStore, UserStore};
+use crate::store::MemoryStore;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,7 @@ fn load_snapshot(
             _ if ended => return Err(Damage::Misplaced("a record after the snapshot's end")),
             Record::SnapshotBegin { covers: c } if !begun && c == covers => begun = true,
             _ if !begun => return Err(Damage::Misplaced("the snapshot's header is missing")),
-            Record::Create(..) | Record::CreateAt(..) => count += 1,
+            Record::Create(..) => count += 1,
             Record::SnapshotEnd { count: n } if n == count => ended = true,
             Record::SnapshotEnd { .. } => {
                 return Err(Damage::Misplaced("the snapshot's count does not match"))
@@ -150,7 +150,7 @@ pub fn recover(dir: &Path, mem: &MemoryStore, salvage: bool) -> io::Result<Recov
         }
         expected = seq + 1;
         let scan = scan(path, |record| match record {
-            Record::Create(..) | Record::CreateAt(..) | Record::Update(..) | Record::Delete(_) => {
+            Record::Create(..) | Record::Update(..) | Record::Delete(_) => {
                 record.apply(mem);
                 Ok(())
             }

@@ -13,7 +13,7 @@
 
 use super::faults::CrashPoint;
 use super::files::{self, with_path};
-use super::record::{self, Record};
+use super::record::{self, Put, Record};
 use crate::store::MemoryStore;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -88,10 +88,15 @@ fn write(path: &Path, covers: u64, mem: &MemoryStore) -> io::Result<(u64, u64)> 
     put(&frame, &mut out)?;
     let mut failed = Ok(());
     for shard in 0..mem.shard_count() {
-        mem.for_each_in_shard(shard, |id, seq, doc| {
+        mem.for_each_in_shard(shard, |user| {
             if failed.is_ok() {
                 frame.clear();
-                record::encode(&mut frame, &Record::CreateAt(id, seq, doc));
+                let state = Put {
+                    version: user.version,
+                    email_key: user.email_key,
+                    doc: user.doc,
+                };
+                record::encode(&mut frame, &Record::Create(user.id, user.seq, state));
                 failed = put(&frame, &mut out);
                 users += 1;
             }

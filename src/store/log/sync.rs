@@ -22,7 +22,6 @@
 
 use super::faults::Faults;
 use super::files::segment_name;
-use super::writer::Job;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
@@ -37,6 +36,19 @@ pub const IN_FLIGHT: usize = 2;
 /// The fsync time above which fsyncs overlap, and how long one runs before a second starts
 /// beside it.
 const OVERLAP_AFTER: Duration = Duration::from_micros(500);
+
+/// What an fsync thread reports back to the writer when one of its fsyncs is done.
+#[derive(Debug)]
+pub struct Synced {
+    /// Which fsync thread.
+    pub syncer: usize,
+    /// Which fsync, in the order they were started.
+    pub ticket: u64,
+    /// How it went.
+    pub result: io::Result<()>,
+    /// How long it took.
+    pub took: Duration,
+}
 
 /// One fsync to run: of segment `seq`, for the writes up to log position `upto`.
 struct Request {
@@ -67,7 +79,11 @@ pub struct Syncers {
 
 impl Syncers {
     /// Starts [`IN_FLIGHT`] threads fsyncing segments of `dir`; each reports to `events`.
-    pub fn start(dir: PathBuf, events: Sender<Job>, faults: Option<Faults>) -> io::Result<Self> {
+    pub fn start<J: From<Synced> + Send + 'static>(
+        dir: PathBuf,
+        events: Sender<J>,
+        faults: Option<Faults>,
+    ) -> io::Result<Self> {
         let mut threads = Vec::new();
         for index in 0..IN_FLIGHT {
             let (requests, queue) = mpsc::channel();
@@ -167,11 +183,11 @@ impl Syncers {
 }
 
 /// An fsync thread: fsyncs what it is asked to through its own open file, and says so.
-fn run(
+fn run<J: From<Synced>>(
     index: usize,
     dir: PathBuf,
     requests: Receiver<Request>,
-    events: Sender<Job>,
+    events: Sender<J>,
     faults: Option<Faults>,
 ) {
     let mut open: Option<(u64, File)> = None;
@@ -189,13 +205,13 @@ fn run(
         };
         let started = Instant::now();
         let result = sync();
-        let done = Job::Synced {
+        let done = Synced {
             syncer: index,
             ticket,
             result,
             took: started.elapsed(),
         };
-        if events.send(done).is_err() {
+        if events.send(done.into()).is_err() {
             return;
         }
     }
@@ -205,7 +221,7 @@ fn run(
 mod tests {
     use super::*;
 
-    fn syncers_over_a_segment(tag: &str) -> (Syncers, mpsc::Receiver<Job>, PathBuf) {
+    fn syncers_over_a_segment(tag: &str) -> (Syncers, mpsc::Receiver<Synced>, PathBuf) {
         let dir = std::env::temp_dir().join(format!("userd-sync-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         File::create(dir.join(segment_name(1))).unwrap();
@@ -257,7 +273,7 @@ mod tests {
     fn the_threads_fsync_and_report_back() {
         let (mut syncers, events, dir) = syncers_over_a_segment("threads");
         syncers.start_sync(1, 10);
-        let Ok(Job::Synced {
+        let Ok(Synced {
             syncer,
             ticket,
             result,

@@ -1,9 +1,10 @@
 //! Tests over real files in a temporary directory: recovery and framing (`recovery`), the
 //! store end to end with its failure policy (`store`), and the helpers they share.
 
-use super::record::{encode, Record};
+use super::record::{encode, Put, Record};
 use super::recovery::{recover, Recovery};
 use super::*;
+use bytes::Bytes;
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,14 +51,46 @@ pub(super) fn users(n: usize) -> Vec<(UserId, Vec<u8>)> {
         .collect()
 }
 
-/// The users' create records, framed, and the offset where each starts.
+/// The users' create records, framed, and the offset where each starts. Sequence numbers
+/// are random, as a log that a snapshot covers in part would have them.
 pub(super) fn log_of(users: &[(UserId, Vec<u8>)]) -> (Vec<u8>, Vec<usize>) {
     let (mut log, mut starts) = (Vec::new(), Vec::new());
     for (id, doc) in users {
         starts.push(log.len());
-        encode(&mut log, &Record::Create(*id, doc));
+        let key = test_key(*id);
+        let put = Put {
+            version: 1,
+            email_key: &key,
+            doc,
+        };
+        encode(&mut log, &Record::Create(*id, seq_of(*id), put));
     }
     (log, starts)
+}
+
+/// A test user's sequence number: from its id, so that tests need not carry it.
+pub(super) fn seq_of(id: UserId) -> u64 {
+    (id.as_u128() as u64) >> 1
+}
+
+/// Puts a test user straight into `mem`, as recovery would.
+pub(super) fn put_into(mem: &MemoryStore, id: UserId, doc: &[u8]) {
+    let key = test_key(id);
+    let change = crate::store::memory::Change::Put {
+        doc,
+        email_key: &key,
+        version: 1,
+    };
+    mem.apply(id, change, Some(seq_of(id)));
+}
+
+/// The write that creates a test user.
+pub(super) fn create(user: &(UserId, Vec<u8>)) -> Write {
+    Write::Create {
+        id: user.0,
+        email_key: test_key(user.0),
+        doc: Bytes::from(user.1.clone()),
+    }
 }
 
 pub(super) fn recover_into_fresh(

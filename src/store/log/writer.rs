@@ -9,24 +9,29 @@
 //! fall as concurrency grows. With `interval` and `none`, a batch is applied and acknowledged
 //! right after its write.
 //!
-//! Changes to existing users (update, delete) are compare-and-swap on the user's version: the
-//! writer checks the expected version when it takes the change into a batch, against the
-//! version the user will have once the batches already written are applied (`inflight`),
-//! else the one in memory. The writer is the only thread that changes the store, so the
-//! check and the write cannot interleave with another change. It also claims an update's new
-//! email then; applying a record lets the old one go.
+//! Every write is admitted by the memory store ([`MemoryStore::admit`]: the version check and
+//! the email claim) when the writer takes it into a batch, against the version the user will
+//! have once the batches already written are applied (`inflight`), else the one in memory.
+//! The writer is the only thread that changes the store, so the check and the write cannot
+//! interleave with another change; applying a record lets the user's old email go.
+//!
+//! A write that is stale only because of a change still in flight (a hot user, changed by
+//! many clients at once) is not answered at once: its caller would read the user again, find
+//! the old version (the change is not applied yet) and lose again, as often as it retries.
+//! It waits instead until the user's in-flight changes are applied, then hears that it is
+//! stale, and its next read sees what it lost to.
 //!
 //! Applying after the fsync means a reader never sees a user that is not yet durable, and
 //! applying on this thread, in log order and before the next segment starts, means a snapshot
 //! taken after a rotation holds every record of the segments before it.
 
-use super::record::{self, Record};
+use super::record::{self, Put, Record};
 use super::snapshot::Taken;
-use super::sync::Syncers;
+use super::sync::{Synced, Syncers};
 use super::{Options, SyncMode};
-use crate::store::{EmailChange, MemoryStore, StoreError};
-use crate::users::UserId;
-use bytes::Bytes;
+use crate::store::memory::MemoryStore;
+use crate::store::{Outage, StoreError, Write};
+use crate::users::id::UserId;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
@@ -43,67 +48,57 @@ mod upkeep;
 /// The answer to a write: `Ok` once it is durable as `--sync` promises.
 pub type Ack = oneshot::Sender<Result<(), StoreError>>;
 
-/// A change to the users, as the store hands it to the writer.
-pub enum Change {
-    /// A new user (whose email the store has claimed).
-    Create(UserId, Bytes),
-    /// A user's whole new document, if its version is still `expected`.
-    Update {
-        /// The user.
-        id: UserId,
-        /// The version the change was decided on.
-        expected: u32,
-        /// The email the user takes and the one it lets go, if it changes.
-        email: Option<EmailChange>,
-        /// The new document (version `expected + 1`).
-        doc: Bytes,
-    },
-    /// Remove a user, if its version is still `expected`.
-    Delete {
-        /// The user.
-        id: UserId,
-        /// The version the change was decided on.
-        expected: u32,
-    },
-}
-
-/// A change taken into a batch, as it is logged and applied.
-enum Logged {
-    /// A new user with its creation sequence number.
-    Create(UserId, u64, Bytes),
-    /// A user's new document, which holds version `.1`.
-    Update(UserId, u32, Bytes),
-    /// A user removed.
-    Delete(UserId),
+/// A write taken into a batch, as it is logged and applied: creates get their sequence
+/// number here, in log order.
+struct Logged {
+    write: Write,
+    seq: Option<u64>,
 }
 
 impl Logged {
     fn record(&self) -> Record<'_> {
-        match self {
-            Logged::Create(id, seq, doc) => Record::CreateAt(*id, *seq, doc),
-            Logged::Update(id, _, doc) => Record::Update(*id, doc),
-            Logged::Delete(id) => Record::Delete(*id),
+        match &self.write {
+            Write::Create { id, email_key, doc } => Record::Create(
+                *id,
+                self.seq.unwrap_or_default(),
+                Put {
+                    version: 1,
+                    email_key,
+                    doc,
+                },
+            ),
+            Write::Update {
+                id,
+                expected,
+                email_key,
+                doc,
+            } => Record::Update(
+                *id,
+                Put {
+                    version: expected.wrapping_add(1),
+                    email_key,
+                    doc,
+                },
+            ),
+            Write::Delete { id, .. } => Record::Delete(*id),
         }
     }
 }
 
 /// What the store asks of the writer.
 pub enum Job {
-    /// Log and apply a change.
-    Write(Change, Ack),
+    /// Log and apply a write.
+    Write(Write, Ack),
     /// Commit what is queued, fsync, wait for a running snapshot, and stop.
     Close,
-    /// Fsync thread `syncer` finished its fsync `ticket`.
-    Synced {
-        /// Which fsync thread.
-        syncer: usize,
-        /// Which fsync, in the order they were started.
-        ticket: u64,
-        /// How it went.
-        result: io::Result<()>,
-        /// How long it took.
-        took: Duration,
-    },
+    /// An fsync thread finished one of its fsyncs.
+    Synced(Synced),
+}
+
+impl From<Synced> for Job {
+    fn from(done: Synced) -> Self {
+        Job::Synced(done)
+    }
 }
 
 /// Requests written together, each with the channel for its answer.
@@ -115,7 +110,7 @@ pub struct Shared {
     /// Set once, when a write or fsync failed: from then on every write is refused with this
     /// message, since the kernel may have dropped the data of the failed fsync and a later
     /// fsync would succeed without it.
-    pub failure: OnceLock<&'static str>,
+    pub failure: OnceLock<Outage>,
 }
 
 /// Most requests in one batch, so that one batch's acknowledgements are not held back long.
@@ -157,6 +152,9 @@ pub struct Writer {
     /// The version each user with a change in a batch not yet applied will have (`None`:
     /// deleted), so that the next change to it is checked against that.
     inflight: HashMap<UserId, Option<u32>>,
+    /// Writes refused as stale because of a change in flight, by user: answered once the
+    /// user has no change in flight (see the module docs).
+    waiting: HashMap<UserId, Vec<Ack>>,
     /// Held, never read: the directory's lock lasts as long as the writer.
     _lock: File,
 }
@@ -197,50 +195,38 @@ impl Writer {
             counts: [0; 4],
             next_seq,
             inflight: HashMap::new(),
+            waiting: HashMap::new(),
             _lock: lock,
         })
     }
 
-    /// Takes a change into `batch`, or refuses it at once: a stale version, a taken email.
-    fn accept(&mut self, change: Change, ack: Ack, batch: &mut Batch) {
-        let current = |w: &Self, id: UserId| match w.inflight.get(&id) {
+    /// Takes a write into `batch`, or refuses it at once: a stale version, a taken email.
+    fn accept(&mut self, write: Write, ack: Ack, batch: &mut Batch) {
+        let id = write.id();
+        let current = match self.inflight.get(&id) {
             Some(v) => *v,
-            None => w.mem.version_now(id),
+            None => self.mem.version_now(id),
         };
-        let logged = match change {
-            Change::Create(id, doc) => {
+        match self.mem.admit(&write, current) {
+            Ok(()) => {}
+            Err(StoreError::Stale) if self.inflight.contains_key(&id) => {
+                self.waiting.entry(id).or_default().push(ack);
+                return;
+            }
+            Err(e) => {
+                let _ = ack.send(Err(e));
+                return;
+            }
+        }
+        let seq = match write {
+            Write::Create { .. } => {
                 self.next_seq += 1;
-                Logged::Create(id, self.next_seq - 1, doc)
+                Some(self.next_seq - 1)
             }
-            Change::Update {
-                id,
-                expected,
-                email,
-                doc,
-            } => {
-                if current(self, id) != Some(expected) {
-                    let _ = ack.send(Err(StoreError::Stale));
-                    return;
-                }
-                if let Some(change) = email {
-                    if !self.mem.emails().claim(&change.new, id) {
-                        let _ = ack.send(Err(StoreError::EmailTaken));
-                        return;
-                    }
-                }
-                self.inflight.insert(id, Some(expected.wrapping_add(1)));
-                Logged::Update(id, expected.wrapping_add(1), doc)
-            }
-            Change::Delete { id, expected } => {
-                if current(self, id) != Some(expected) {
-                    let _ = ack.send(Err(StoreError::Stale));
-                    return;
-                }
-                self.inflight.insert(id, None);
-                Logged::Delete(id)
-            }
+            _ => None,
         };
-        batch.push((logged, ack));
+        self.inflight.insert(id, write.version_after());
+        batch.push((Logged { write, seq }, ack));
     }
 
     /// Serves `jobs` until [`Job::Close`] or until every sender is gone.
@@ -252,12 +238,7 @@ impl Writer {
                 match job {
                     Job::Write(change, ack) => self.accept(change, ack, &mut batch),
                     Job::Close => closing = true,
-                    Job::Synced {
-                        syncer,
-                        ticket,
-                        result,
-                        took,
-                    } => self.synced(syncer, ticket, result, took),
+                    Job::Synced(done) => self.synced(done),
                 }
                 if closing || batch.len() >= MAX_BATCH {
                     break;
@@ -299,7 +280,7 @@ impl Writer {
             return;
         }
         if let Some(&why) = self.shared.failure.get() {
-            return answer(batch, Err(StoreError::Unavailable(why)));
+            return refuse(batch, &self.mem, why);
         }
         self.buf.clear();
         for (logged, _) in batch.iter() {
@@ -307,7 +288,7 @@ impl Writer {
         }
         if let Err(e) = self.append() {
             let why = self.fail(&e, "write to", batch.len());
-            return answer(batch, Err(StoreError::Unavailable(why)));
+            return refuse(batch, &self.mem, why);
         }
         let Some(syncers) = &mut self.syncers else {
             return self.apply(batch);
@@ -325,13 +306,13 @@ impl Writer {
 
     /// Takes an fsync's result: acknowledges what became durable, or fails the store; then
     /// starts the next fsync if more was written meanwhile.
-    fn synced(&mut self, syncer: usize, ticket: u64, result: io::Result<()>, took: Duration) {
+    fn synced(&mut self, done: Synced) {
         let Some(syncers) = &mut self.syncers else {
             return;
         };
-        self.counts[2] += u64::from(result.is_ok());
-        self.counts[3] += u64::from(result.is_ok());
-        let durable = syncers.finished(syncer, ticket, result, took);
+        self.counts[2] += u64::from(done.result.is_ok());
+        self.counts[3] += u64::from(done.result.is_ok());
+        let durable = syncers.finished(done.syncer, done.ticket, done.result, done.took);
         if self.shared.failure.get().is_some() {
             return; // what was pending is answered already; nothing is acknowledged now
         }
@@ -361,14 +342,13 @@ impl Writer {
         let applying = Instant::now();
         for (logged, _) in batch.iter() {
             logged.record().apply(&self.mem);
-            // The change is in memory now; a later one to the same user stays in flight.
-            let (id, after) = match logged {
-                Logged::Create(..) => continue,
-                Logged::Update(id, version, _) => (id, Some(*version)),
-                Logged::Delete(id) => (id, None),
-            };
-            if self.inflight.get(id) == Some(&after) {
-                self.inflight.remove(id);
+            // The write is in memory now; a later one to the same user stays in flight.
+            let id = logged.write.id();
+            if self.inflight.get(&id) == Some(&logged.write.version_after()) {
+                self.inflight.remove(&id);
+                for waiter in self.waiting.remove(&id).unwrap_or_default() {
+                    let _ = waiter.send(Err(StoreError::Stale));
+                }
             }
         }
         if self.snapshot.is_some() {
@@ -383,6 +363,15 @@ impl Writer {
 fn answer(batch: &mut Batch, result: Result<(), StoreError>) {
     for (_, ack) in batch.drain(..) {
         // The client may have gone; its user is stored all the same.
-        let _ = ack.send(result.clone());
+        let _ = ack.send(result);
     }
+}
+
+/// Refuses every request of `batch` with `why`, giving back the email keys they claimed
+/// (they will never be applied), and empties it.
+fn refuse(batch: &mut Batch, mem: &MemoryStore, why: Outage) {
+    for (logged, _) in batch.iter() {
+        mem.unclaim(&logged.write);
+    }
+    answer(batch, Err(StoreError::Unavailable(why)));
 }

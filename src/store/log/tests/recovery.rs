@@ -1,6 +1,7 @@
 //! Recovery: torn tails, damage, salvage, snapshots and their leftovers.
 
 use super::*;
+use crate::store::log::record::Put;
 use crate::store::log::{files, snapshot};
 
 #[test]
@@ -118,7 +119,7 @@ fn replay_over_a_snapshot_that_holds_part_of_the_segment_changes_nothing() {
     let dir = TempDir::new("overlap");
     let mem = MemoryStore::new(4);
     for (id, doc) in &all[..20] {
-        mem.insert_now(*id, doc);
+        put_into(&mem, *id, doc);
     }
     fs::write(dir.segment(1), log_of(&all[..15]).0).unwrap();
     // Segment 2 began before the snapshot was taken: records 15..20 are in both.
@@ -139,13 +140,24 @@ fn replay_over_a_snapshot_that_holds_part_of_the_segment_changes_nothing() {
 fn updates_and_deletes_replay_to_the_same_state_twice_over() {
     let all = users(3);
     let mut log = log_of(&all).0;
-    encode(&mut log, &Record::Update(all[0].0, b"{\"v\":2}"));
+    let put = Put {
+        version: 2,
+        email_key: "moved@x",
+        doc: b"{\"v\":2}",
+    };
+    encode(&mut log, &Record::Update(all[0].0, put));
     encode(&mut log, &Record::Delete(all[1].0));
     let twice = [log.clone(), log].concat();
     let dir = TempDir::new("ops");
     fs::write(dir.segment(1), twice).unwrap();
     let (mem, _) = recover_into_fresh(&dir, false).unwrap();
     assert_holds_exactly(&mem, &[(all[0].0, b"{\"v\":2}".to_vec()), all[2].clone()]);
+    assert_eq!(mem.version_now(all[0].0), Some(2));
+    let emails = mem.emails();
+    assert_eq!(emails.holder("moved@x"), Some(all[0].0));
+    assert_eq!(emails.holder(&test_key(all[0].0)), None);
+    assert_eq!(emails.holder(&test_key(all[1].0)), None);
+    assert_eq!(emails.holder(&test_key(all[2].0)), Some(all[2].0));
 }
 
 #[test]
@@ -154,7 +166,7 @@ fn leftovers_of_a_crash_mid_snapshot_are_removed_at_start() {
     let dir = TempDir::new("leftovers");
     let mem = MemoryStore::new(2);
     for (id, doc) in &all[..8] {
-        mem.insert_now(*id, doc);
+        put_into(&mem, *id, doc);
     }
     fs::write(dir.segment(1), log_of(&all[..4]).0).unwrap();
     fs::write(dir.segment(2), log_of(&all[4..8]).0).unwrap();
@@ -179,7 +191,7 @@ fn a_damaged_snapshot_refuses_to_start_and_salvage_rewrites_it() {
     let dir = TempDir::new("snapdamage");
     let mem = MemoryStore::new(1);
     for (id, doc) in &all {
-        mem.insert_now(*id, doc);
+        put_into(&mem, *id, doc);
     }
     files::create_segment(&dir.0, 2).unwrap();
     snapshot::take(&dir.0, 2, &mem, None).unwrap();

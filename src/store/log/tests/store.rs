@@ -16,10 +16,7 @@ fn what_is_acknowledged_survives_rotations_snapshots_and_reopening() {
         let all = users(300);
         // `insert` queues its write when called, so all are queued before the first await
         // and they share group commits.
-        let writes: Vec<_> = all
-            .iter()
-            .map(|(id, doc)| store.create(*id, test_key(*id), Bytes::from(doc.clone())))
-            .collect();
+        let writes: Vec<_> = all.iter().map(|user| store.write(create(user))).collect();
         block_on(async {
             for write in writes {
                 write.await.unwrap();
@@ -58,11 +55,8 @@ fn on_a_slow_disk_overlapping_fsyncs_lose_nothing_acknowledged() {
         for w in 0..16 {
             let (store, all) = (store.clone(), all.clone());
             writers.push(tokio::spawn(async move {
-                for (id, doc) in all.iter().skip(w).step_by(16) {
-                    store
-                        .create(*id, test_key(*id), Bytes::from(doc.clone()))
-                        .await
-                        .unwrap();
+                for user in all.iter().skip(w).step_by(16) {
+                    store.write(create(user)).await.unwrap();
                 }
             }));
         }
@@ -78,9 +72,9 @@ fn on_a_slow_disk_overlapping_fsyncs_lose_nothing_acknowledged() {
 
 #[test]
 fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
-    for (kind, prefix) in [
-        (FaultKind::Io, "Storage failure"),
-        (FaultKind::DiskFull, "Disk full"),
+    for (kind, outage) in [
+        (FaultKind::Io, Outage::StorageFailed),
+        (FaultKind::DiskFull, Outage::DiskFull),
     ] {
         let dir = TempDir::new("fault");
         let faults = Faults::new();
@@ -90,15 +84,14 @@ fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
         };
         let store = open(&dir, options);
         let all = users(4);
-        let put = |i: usize| {
-            block_on(store.create(all[i].0, test_key(all[i].0), Bytes::from(all[i].1.clone())))
-        };
+        let put = |i: usize| block_on(store.write(create(&all[i])));
         put(0).unwrap();
         faults.fail_sync(0, kind);
         let Err(StoreError::Unavailable(why)) = put(1) else {
             panic!("acknowledged")
         };
-        assert!(why.starts_with(prefix), "{why}");
+        assert_eq!(why, outage);
+        assert_eq!(store.writable(), Err(outage));
         assert_eq!(put(2), Err(StoreError::Unavailable(why)));
         assert_eq!(
             store.memory().get_now(all[0].0).map(|s| s.doc).as_deref(),
@@ -116,7 +109,7 @@ fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
 }
 
 fn put_after_restart(store: &LogStore, user: &(UserId, Vec<u8>)) {
-    block_on(store.create(user.0, test_key(user.0), Bytes::from(user.1.clone()))).unwrap();
+    block_on(store.write(create(user))).unwrap();
     assert_eq!(
         store.memory().get_now(user.0).map(|s| s.doc).as_deref(),
         Some(&user.1[..])
@@ -135,11 +128,12 @@ fn a_write_cut_short_by_a_full_disk_is_refused_and_cut_at_restart() {
         },
     );
     let all = users(3);
-    block_on(store.create(all[0].0, test_key(all[0].0), Bytes::from(all[0].1.clone()))).unwrap();
+    block_on(store.write(create(&all[0]))).unwrap();
     faults.fail_write(0, FaultKind::DiskFull);
-    let refused =
-        block_on(store.create(all[1].0, test_key(all[1].0), Bytes::from(all[1].1.clone())));
-    assert!(matches!(refused, Err(StoreError::Unavailable(why)) if why.starts_with("Disk full")));
+    let refused = block_on(store.write(create(&all[1])));
+    assert_eq!(refused, Err(StoreError::Unavailable(Outage::DiskFull)));
+    // The refused create gave its email back.
+    assert_eq!(store.memory().emails().holder(&test_key(all[1].0)), None);
     drop(store);
     let mem = MemoryStore::new(4);
     let found = recover(&dir.0, &mem, false).unwrap();
@@ -152,66 +146,65 @@ fn a_write_cut_short_by_a_full_disk_is_refused_and_cut_at_restart() {
 /// creation order are what they were.
 #[test]
 fn updates_deletes_emails_and_creation_order_survive_reopening() {
-    use crate::store::UserStore;
-    use crate::users::{self, NewUser, Patch};
+    use crate::users::{NewUser, Patch, Users};
     for compact_bytes in [1 << 30, 2048] {
         let dir = TempDir::new("changes");
         let options = Options {
             compact_bytes,
             ..Options::default()
         };
-        let store = open(&dir, options.clone());
+        let users = Users::new(open(&dir, options.clone()));
         let mut ids = Vec::new();
         block_on(async {
             for i in 0..60 {
                 let (name, email) = (format!("user {i}"), format!("u{i}@example.com"));
                 let user = NewUser::parse(&name, &email).unwrap();
-                ids.push(users::create(&store, user).await.unwrap().0);
+                ids.push(users.create(user).await.unwrap().0);
             }
             for (i, id) in ids.iter().enumerate() {
                 match i % 3 {
                     0 => {
-                        users::delete(&store, *id, |_| true).await.unwrap();
+                        users.delete(*id, |_| true).await.unwrap();
                     }
                     1 => {
                         let email = format!("moved{i}@example.com");
                         let patch = Patch::parse(Some("renamed"), Some(&email)).unwrap();
-                        users::update(&store, *id, patch, |v| v == 1).await.unwrap();
+                        users.update(*id, patch, |v| v == 1).await.unwrap();
                     }
                     _ => {}
                 }
             }
             // A stale version is refused; the freed email is free, the new one taken.
             let patch = Patch::parse(Some("x"), None).unwrap();
-            let stale = users::update(&store, ids[1], patch, |v| v == 1).await;
-            assert_eq!(stale, Err(crate::response::ApiError::PreconditionFailed));
-            let taken = store
-                .create(
-                    UserId::random(),
-                    "moved1@example.com".into(),
-                    Bytes::from("{}"),
-                )
-                .await;
-            assert_eq!(taken, Err(StoreError::EmailTaken));
+            let stale = users.update(ids[1], patch, |v| v == 1).await;
+            assert_eq!(stale, Err(crate::users::Error::PreconditionFailed));
+            let taken = users.store().write(Write::Create {
+                id: UserId::random(),
+                email_key: "moved1@example.com".into(),
+                doc: "{}".into(),
+            });
+            assert_eq!(taken.await, Err(StoreError::EmailTaken));
         });
-        let before = store.memory().list_now(None, 1000);
+        let before = users.store().memory().list_now(None, 1000);
         assert_eq!(before.docs.len(), 40);
-        drop(store);
+        drop(users);
         let store = open(&dir, options);
         let after = store.memory().list_now(None, 1000);
         assert_eq!(after, before, "compact_bytes {compact_bytes}");
         let mem = store.memory();
         assert_eq!(mem.get_now(ids[1]).map(|s| s.version), Some(2));
+        assert_eq!(mem.version_now(ids[2]), Some(1));
         assert_eq!(mem.get_now(ids[0]), None);
         assert_eq!(mem.emails().holder("moved1@example.com"), Some(ids[1]));
         assert_eq!(mem.emails().holder("u1@example.com"), None);
         assert_eq!(mem.emails().holder("u0@example.com"), None);
         assert_eq!(mem.emails().holder("u2@example.com"), Some(ids[2]));
         // New users go after the recovered ones.
+        let users = Users::new(store);
         block_on(async {
             let user = NewUser::parse("late", "late@example.com").unwrap();
-            let (late, _) = users::create(&store, user).await.unwrap();
-            let page = store.memory().list_now(None, 1000);
+            let (late, _) = users.create(user).await.unwrap();
+            let page = users.store().memory().list_now(None, 1000);
             let last = page.docs.last().unwrap();
             assert!(std::str::from_utf8(last)
                 .unwrap()

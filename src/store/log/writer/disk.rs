@@ -1,18 +1,12 @@
 //! The writer's side of the disk: appending a batch, fsyncing, and the failure policy.
 
-use super::{answer, Writer};
+use super::{refuse, Writer};
 use crate::store::log::faults::Faults;
 use crate::store::log::{files, SyncMode};
-use crate::store::StoreError;
+use crate::store::{Outage, StoreError};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
-
-/// The answer to writes after a failed write or fsync.
-const IO_FAILED: &str = "Storage failure: userd cannot store new users until it is restarted";
-/// The answer to writes after the disk filled up.
-const DISK_FULL: &str =
-    "Disk full: userd cannot store new users until space is freed and it is restarted";
 
 impl Writer {
     /// Writes the encoded batch at the end of the segment.
@@ -57,19 +51,25 @@ impl Writer {
         }
     }
 
-    /// Records a failed write or fsync: from now on every write is refused. Returns the message
-    /// writes are answered with.
-    pub(super) fn fail(&mut self, e: &io::Error, doing: &str, refused: usize) -> &'static str {
+    /// Records a failed write or fsync: from now on every write is refused. Returns why,
+    /// for the answers.
+    pub(super) fn fail(&mut self, e: &io::Error, doing: &str, refused: usize) -> Outage {
         let why = if e.kind() == io::ErrorKind::StorageFull {
-            DISK_FULL
+            Outage::DiskFull
         } else {
-            IO_FAILED
+            Outage::StorageFailed
         };
         let why = *self.shared.failure.get_or_init(|| why);
         let path = self.dir.join(files::segment_name(self.seq));
         let refused = refused + self.pending.iter().map(|(_, b)| b.len()).sum::<usize>();
         for (_, mut batch) in std::mem::take(&mut self.pending) {
-            answer(&mut batch, Err(StoreError::Unavailable(why)));
+            refuse(&mut batch, &self.mem, why);
+        }
+        self.inflight.clear();
+        for (_, waiters) in self.waiting.drain() {
+            for waiter in waiters {
+                let _ = waiter.send(Err(StoreError::Unavailable(why)));
+            }
         }
         eprintln!(
             "userd: {doing} {} failed: {e}; {refused} pending writes refused, and every write \

@@ -2,44 +2,23 @@
 //! servers over a fault layer, concurrent writers and the check that every acknowledged user
 //! is there.
 
-use crate::helpers::{create_request, plain_request, Conn, Response, IO_TIMEOUT};
+pub use crate::helpers::TempDir;
+use crate::helpers::{create_request, plain_request, serve, Conn, Response, TestApp, IO_TIMEOUT};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use userd::server::Settings;
 use userd::store::log::{Faults, LogStore, Options};
 use userd::store::MemoryStore;
-use userd::App;
 const BIN: &str = env!("CARGO_BIN_EXE_userd");
 pub const WRITERS: usize = 16;
 
 /// A user whose creation was acknowledged: its id and the exact body of the `201`.
 pub type Acked = (String, Vec<u8>);
-
-/// A fresh directory under the system's temp dir, removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("userd-it-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A running `userd` process on a data directory; killed when dropped.
 pub struct Userd {
@@ -224,37 +203,13 @@ pub fn all_acked(writes: &[Writes]) -> Vec<Acked> {
         .collect()
 }
 
-/// A durable server in this process over a fault layer, as `server::run` serves it.
-pub struct FaultyServer {
-    pub addr: SocketAddr,
-    pub app: &'static App<LogStore>,
-    pub stop: oneshot::Sender<()>,
-    pub server: tokio::task::JoinHandle<()>,
-}
-
-pub async fn spawn_faulty(dir: &Path, faults: &Faults) -> FaultyServer {
+/// A durable server in this process over a fault layer, as `server::run` serves it. The
+/// directory stays the caller's: stopping the server closes the store and leaves it.
+pub async fn spawn_faulty(dir: &Path, faults: &Faults) -> TestApp {
     let options = Options {
         faults: Some(faults.clone()),
         ..Options::default()
     };
     let store = LogStore::open(dir, MemoryStore::new(8), options).expect("open the store");
-    let app: &'static App<LogStore> = Box::leak(Box::new(App::new(store, 64 * 1024)));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let shutdown = async move {
-        let _ = stopped.await;
-    };
-    let server = tokio::spawn(userd::server::run(
-        listener,
-        app,
-        Settings::default(),
-        shutdown,
-    ));
-    FaultyServer {
-        addr,
-        app,
-        stop,
-        server,
-    }
+    serve(store, Settings::default(), 64 * 1024, None).await
 }

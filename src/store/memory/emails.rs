@@ -13,11 +13,13 @@
 //!
 //! # Locking
 //!
-//! Each shard is a `Mutex` held for one table operation. Callers that change a user's email
-//! hold that user's store shard lock around the call (the store's lock, then this one; never
-//! the other way round), so the claims and releases of one user never interleave.
+//! Each shard is a `Mutex` held for one table operation, so a claim is atomic on its own: of
+//! two racing claims of one key, exactly one wins. The writes of one user never run at once
+//! (the in-memory store holds the user's shard lock across a write, the durable store has one
+//! writer thread), so the claims and releases of one user never interleave. A caller that
+//! holds a store shard lock takes this one inside it, never the other way round.
 
-use crate::users::UserId;
+use crate::users::id::UserId;
 use hashbrown::HashTable;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use userd::store::log::{FaultKind, Faults};
-use userd::store::UserStore;
 
 /// 16 writers, SIGKILL at a random moment, restart, check: 20 times over. Segments are small
 /// so that kills also land while segments rotate and snapshots are written.
@@ -181,7 +180,7 @@ async fn disk_faults_are_never_acknowledged_and_a_restart_recovers_everything_ac
         }
         // Exactly the acknowledged users are visible: none that failed to become durable.
         assert_eq!(
-            server.app.store().len(),
+            server.user_count().await,
             acked.len(),
             "{op} {kind:?} {slow:?}"
         );
@@ -193,9 +192,8 @@ async fn disk_faults_are_never_acknowledged_and_a_restart_recovers_everything_ac
             .await;
         again.assert_error_prefix(503, message);
 
-        let _ = server.stop.send(());
-        server.server.await.unwrap();
-        server.app.store().close();
+        // Stopping the server closes the store (and releases the directory's lock).
+        server.shutdown().await;
         let userd = Userd::start(&dir.0, &[]);
         assert_all_present(userd.addr, &acked).await;
         if op == "write" {

@@ -1,19 +1,16 @@
-//! The JSON envelope `{"ok":..,"data":..,"error":..}` and the one error type.
-//!
-//! # Error policy
-//!
-//! Every way a request can fail is an [`ApiError`], and this module alone turns one into a
-//! status, headers and an envelope. Client errors (4xx) carry a message written for the client.
-//! Server errors (5xx) are logged in full where they happen and answered with a fixed message
-//! that gives away no internals. Errors on hot paths (an unknown user, an unknown path) cost
-//! no allocation: their bodies are static bytes.
+//! The JSON envelope `{"ok":..,"data":..,"error":..}`, the one writer of every body userd
+//! sends, and ([`errors`]) the one place where an error becomes a status and a message.
 
 use crate::store::Stored;
 use bytes::{Buf, Bytes};
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, ETAG};
+use hyper::header::{HeaderValue, CONTENT_TYPE, ETAG};
 use hyper::{Response, StatusCode};
 use std::io::IoSlice;
+
+pub mod errors;
+
+pub use errors::ApiError;
 
 /// Every response body userd writes.
 pub type Body = Full<Envelope>;
@@ -25,13 +22,6 @@ const OK_HEAD: &[u8] = br#"{"ok":true,"data":"#;
 const OK_TAIL: &[u8] = br#","error":null}"#;
 const ERR_HEAD: &[u8] = br#"{"ok":false,"data":null,"error":"#;
 const ERR_TAIL: &[u8] = b"}";
-
-/// Builds the whole error envelope for a message that needs no JSON escaping, at compile time.
-macro_rules! static_error {
-    ($msg:literal) => {
-        concat!(r#"{"ok":false,"data":null,"error":""#, $msg, r#""}"#).as_bytes()
-    };
-}
 
 /// A response body in three parts: the envelope's static head, the data, the static tail.
 ///
@@ -171,8 +161,7 @@ pub fn etag(version: u32) -> HeaderValue {
     }
 }
 
-/// A user's document in the envelope, with its `ETag`. Built in place (not through [`ok`]):
-/// every GET answers this way, and each move of a response is a copy of ~100 bytes.
+/// A user's document in the envelope, with its `ETag`.
 #[inline]
 pub fn user(status: StatusCode, stored: Stored) -> ApiResponse {
     let mut res = ok(status, stored.doc);
@@ -187,127 +176,6 @@ pub fn empty(status: StatusCode) -> ApiResponse {
     res
 }
 
-/// Every way a request can fail, as a client sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiError {
-    /// No route has this path.
-    NotFound,
-    /// The path exists but not with this method; `allow` lists the methods it has.
-    MethodNotAllowed {
-        /// The value of the `Allow` header.
-        allow: &'static str,
-    },
-    /// No user has this id (or the id is not one userd could have issued).
-    UserNotFound,
-    /// The body is not declared as `application/json`.
-    UnsupportedMediaType,
-    /// The body is larger than `--max-body`.
-    PayloadTooLarge {
-        /// The limit in bytes.
-        limit: usize,
-    },
-    /// The body is empty where JSON is required.
-    EmptyBody,
-    /// The body is not JSON (syntax error, invalid UTF-8, trailing bytes); the detail says where.
-    MalformedJson(String),
-    /// The body is JSON of the wrong shape (missing field, wrong type, not an object).
-    InvalidShape(String),
-    /// The fields break a rule of the domain.
-    Invalid(crate::users::Invalid),
-    /// The body could not be read from the connection.
-    BodyRead,
-    /// Another user has this email.
-    EmailTaken,
-    /// `If-Match` names no version the user has now.
-    PreconditionFailed,
-    /// The query string is not one this route takes; the message says what is wrong.
-    InvalidQuery(&'static str),
-    /// The store cannot serve this request now; the message says why, without internals.
-    Unavailable(&'static str),
-}
-
-impl ApiError {
-    /// The status code this error is answered with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::NotFound | ApiError::UserNotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::EmptyBody
-            | ApiError::MalformedJson(_)
-            | ApiError::Invalid(_)
-            | ApiError::BodyRead
-            | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
-            ApiError::EmailTaken => StatusCode::CONFLICT,
-            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ApiError::InvalidShape(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The envelope for this error.
-    fn envelope(&self) -> Envelope {
-        let fixed: &'static [u8] = match self {
-            ApiError::NotFound => static_error!("Not found"),
-            ApiError::UserNotFound => static_error!("User not found"),
-            ApiError::MethodNotAllowed { .. } => static_error!("Method not allowed"),
-            ApiError::UnsupportedMediaType => {
-                static_error!("Content-Type must be application/json")
-            }
-            ApiError::EmptyBody => static_error!("Request body is empty; expected a JSON object"),
-            ApiError::BodyRead => static_error!("Could not read the request body"),
-            ApiError::EmailTaken => static_error!("Email already exists"),
-            ApiError::PreconditionFailed => {
-                static_error!("Precondition failed: the user's ETag does not match If-Match")
-            }
-            ApiError::InvalidQuery(why) => return Envelope::error(why),
-            ApiError::PayloadTooLarge { limit } => {
-                return Envelope::error(&format!(
-                    "Request body is larger than the limit of {limit} bytes"
-                ))
-            }
-            ApiError::MalformedJson(detail) => {
-                return Envelope::error(&format!("Malformed JSON: {detail}"))
-            }
-            ApiError::InvalidShape(detail) => {
-                return Envelope::error(&format!("Invalid request body: {detail}"))
-            }
-            ApiError::Invalid(why) => return Envelope::error(why.message()),
-            ApiError::Unavailable(why) => return Envelope::error(why),
-        };
-        Envelope::whole(Bytes::from_static(fixed))
-    }
-
-    /// The whole response: status, headers and envelope.
-    pub fn into_response(self) -> ApiResponse {
-        let mut res = json(self.status(), self.envelope());
-        if let ApiError::MethodNotAllowed { allow } = self {
-            res.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allow));
-        }
-        res
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
-        match e {
-            StoreError::Unavailable(why) => ApiError::Unavailable(why),
-            StoreError::EmailTaken => ApiError::EmailTaken,
-            // Callers retry stale writes; one that reaches the client raced too often.
-            StoreError::Stale => ApiError::Unavailable("The user changed meanwhile; try again"),
-        }
-    }
-}
-
-impl From<crate::users::Invalid> for ApiError {
-    fn from(why: crate::users::Invalid) -> Self {
-        ApiError::Invalid(why)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,7 +184,7 @@ mod tests {
     fn envelope_parts_join_into_the_articles_bytes() {
         let body = Envelope::ok(Bytes::from_static(br#""ok""#)).to_bytes();
         assert_eq!(&body[..], br#"{"ok":true,"data":"ok","error":null}"#);
-        let body = ApiError::UserNotFound.envelope().to_bytes();
+        let body = Envelope::error("User not found").to_bytes();
         assert_eq!(
             &body[..],
             br#"{"ok":false,"data":null,"error":"User not found"}"#
