@@ -133,7 +133,7 @@ impl Config {
             compact_bytes: self.compact_bytes,
             salvage: self.salvage,
             crash_at: self.crash_at,
-            faults: None,
+            ..log::Options::default()
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! HTTP-level failures (no route, a method the route lacks, a body that is not JSON, ...) are
 //! [`ApiError`]s made by the router and the handlers; failures of the domain and the stores
-//! arrive as [`users::Error`] inside [`ApiError::Users`]. [`ApiError::status_and_message`]
+//! arrive as [`users::Error`] inside [`ApiError::Users`]. `ApiError::status_and_message`
 //! alone decides what each is answered with. Client errors (4xx) carry a message written for
 //! the client. Server errors (5xx) name what the operator must do (a full disk) or give
 //! nothing away: an internal error is logged here in full and answered with a fixed message.

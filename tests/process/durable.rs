@@ -277,3 +277,56 @@ async fn patches_and_deletes_survive_kill_9() {
         userd.kill();
     }
 }
+
+/// A hot user: 16 clients PATCH one user at once on the durable store, with fsyncs slowed so
+/// that changes stay in flight. Every unconditional PATCH is a 200, every conditional one a
+/// 200 or a 412, none a 503; each 200 is counted in the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_of_one_user_are_never_answered_busy() {
+    use crate::helpers::{json_request, user_from_created};
+    let dir = TempDir::new("hot");
+    let faults = Faults::new();
+    faults.slow_syncs(Duration::from_millis(2));
+    let server = spawn_faulty(&dir.0, &faults).await;
+    let mut conn = Conn::connect(server.addr).await;
+    let (id, _) = user_from_created(&conn.roundtrip(create_request("Hot", "hot@x")).await);
+    let path = format!("/users/{id}");
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..16 {
+        let (addr, path) = (server.addr, path.clone());
+        tasks.spawn(async move {
+            let mut conn = Conn::connect(addr).await;
+            let mut ok = 0;
+            for round in 0..10 {
+                let body = format!(r#"{{"name":"client {client} round {round}"}}"#);
+                // Every other client sends If-Match with the version it last saw.
+                let extra = if client % 2 == 0 {
+                    String::new()
+                } else {
+                    let res = conn
+                        .roundtrip(crate::helpers::plain_request("GET", &path))
+                        .await;
+                    format!("If-Match: {}\r\n", res.header("etag").unwrap())
+                };
+                let res = conn
+                    .roundtrip(json_request("PATCH", &path, &body, &extra))
+                    .await;
+                match res.status {
+                    200 => ok += 1,
+                    412 if !extra.is_empty() => {}
+                    _ => panic!("client {client} round {round}: {res:?}"),
+                }
+            }
+            ok
+        });
+    }
+    let changes: u64 = tasks.join_all().await.into_iter().sum();
+    assert!(changes >= 80, "only {changes} changes went through");
+    let res = conn
+        .roundtrip(crate::helpers::plain_request("GET", &path))
+        .await;
+    assert_eq!(
+        res.header("etag"),
+        Some(format!("\"{}\"", 1 + changes).as_str())
+    );
+}

@@ -1,11 +1,13 @@
-//! Test hooks: disk faults injected into the writer, and named points where the process may
-//! be made to crash.
+//! Test hooks: a file system that fails on cue ([`Faults`]), and named points where the
+//! process may be made to crash ([`CrashPoint`]).
 //!
-//! Neither costs anything when unused: the writer checks for faults only if a [`Faults`] was
-//! given to [`super::LogStore::open`], and a crash point is one comparison of an `Option`.
+//! Neither costs anything when unused: faults live in a file system layer that only tests put
+//! under the store, and a crash point is one comparison of an `Option`.
 
+use super::fs::{Fs, FsFile, LockError, Open, RealFs};
 use std::fmt;
 use std::io;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,9 +38,9 @@ impl FaultKind {
 type Armed = Option<(u64, FaultKind)>;
 
 /// Faults to inject into a log store's segment writes and fsyncs, armed by a test while the
-/// store serves; share it by cloning.
+/// store serves; share it by cloning, and put [`Faults::fs`] under the store.
 ///
-/// A write fault writes all of the batch but its last byte and then fails, as a disk that
+/// A write fault writes all of the buffer but its last byte and then fails, as a disk that
 /// fills up mid-write does, so the segment is left with a torn tail for recovery to cut. An fsync
 /// fault fails after the data reached the page cache, as a failing device does: the records
 /// may or may not survive, and they are never acknowledged.
@@ -61,6 +63,14 @@ impl Faults {
     /// No faults armed yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The real file system with these faults in its segment files.
+    pub fn fs(&self) -> Arc<dyn Fs> {
+        Arc::new(FaultFs {
+            inner: RealFs,
+            faults: self.clone(),
+        })
     }
 
     /// Lets `after` more segment writes succeed, then fails the next one with `kind`.
@@ -86,20 +96,6 @@ impl Faults {
         self.state().armed[which] = Some((after, kind));
     }
 
-    /// Called before a segment write: the error to fail it with, if a fault fires now.
-    pub(super) fn on_write(&self) -> Option<io::Error> {
-        self.fire(WRITE)
-    }
-
-    /// Called before a segment fsync: the error to fail it with, if a fault fires now.
-    pub(super) fn on_sync(&self) -> Option<io::Error> {
-        let delay = self.state().sync_delay;
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
-        }
-        self.fire(SYNC)
-    }
-
     fn fire(&self, which: usize) -> Option<io::Error> {
         let armed = &mut self.state().armed;
         match armed[which] {
@@ -113,6 +109,92 @@ impl Faults {
             }
             None => None,
         }
+    }
+}
+
+/// A file system whose segment files fail as [`Faults`] says.
+struct FaultFs<F> {
+    inner: F,
+    faults: Faults,
+}
+
+/// A segment file under [`Faults`].
+struct FaultFile {
+    inner: Arc<dyn FsFile>,
+    faults: Faults,
+}
+
+impl FsFile for FaultFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if let Some(e) = self.faults.fire(WRITE) {
+            // As a disk filling up mid-write would: part of the batch lands (here all but its
+            // last byte, so that the last record is always torn), then the error.
+            self.inner
+                .write_all_at(&buf[..buf.len().saturating_sub(1)], offset)?;
+            return Err(e);
+        }
+        self.inner.write_all_at(buf, offset)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let delay = self.faults.state().sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        match self.faults.fire(SYNC) {
+            Some(e) => Err(e),
+            None => self.inner.sync_data(),
+        }
+    }
+}
+
+impl<F: Fs> Fs for FaultFs<F> {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+
+    fn open(&self, path: &Path, how: Open) -> io::Result<Arc<dyn FsFile>> {
+        let file = self.inner.open(path, how)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with("segment-") && name.ends_with(".log") && how != Open::Read {
+            return Ok(Arc::new(FaultFile {
+                inner: file,
+                faults: self.faults.clone(),
+            }));
+        }
+        Ok(file)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+
+    fn lock(&self, path: &Path, holder: &str) -> Result<Arc<dyn FsFile>, LockError> {
+        self.inner.lock(path, holder)
     }
 }
 
@@ -177,12 +259,12 @@ mod tests {
     fn a_fault_fires_once_after_its_count() {
         let faults = Faults::new();
         faults.fail_sync(2, FaultKind::DiskFull);
-        assert!(faults.on_sync().is_none());
-        assert!(faults.on_sync().is_none());
-        let err = faults.on_sync().unwrap();
+        assert!(faults.fire(SYNC).is_none());
+        assert!(faults.fire(SYNC).is_none());
+        let err = faults.fire(SYNC).unwrap();
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
-        assert!(faults.on_sync().is_none());
-        assert!(faults.on_write().is_none());
+        assert!(faults.fire(SYNC).is_none());
+        assert!(faults.fire(WRITE).is_none());
     }
 
     #[test]

@@ -67,12 +67,15 @@
 //! userd: recovered 1623723 users from data in 440.04ms (snapshot-00000000000000000004.snap with 1381718 users; 1 segments, 247541 records replayed)
 //! ```
 //!
-//! A torn last record of the last segment (what a crash mid-write leaves) is cut and reported
-//! as above: it was never acknowledged. Damage anywhere else (a bad checksum mid-file, a
-//! snapshot cut short, a missing segment) stops userd with an error naming the file and the
-//! offset, because going on would silently drop acknowledged users. `--salvage` goes on
-//! instead: it cuts the damaged file at that offset, keeps every sound record before it (and
-//! the later segments), reports what it dropped, and rewrites a damaged snapshot.
+//! A torn tail of the last segment (bad bytes beyond what any completed fdatasync covered, as
+//! the writer's `synced` records tell: what a crash or a power cut leaves) is cut and reported
+//! as above: it was never acknowledged with `--sync always`. Damage anywhere else (bad bytes a
+//! completed fdatasync covered, a bad checksum in an earlier segment, a snapshot cut short, a
+//! missing segment) stops userd with an error naming the file and the offset, because going on
+//! would silently drop acknowledged users. `--salvage` goes on instead: it cuts the damaged
+//! file at that offset, keeps every sound record before it (and the later segments), reports
+//! what it dropped, and rewrites a damaged snapshot. Before the store opens, the last segment
+//! is rewritten so that everything recovery read from it is on the disk (see `recovery.rs`).
 //!
 //! # Disk errors
 //!
@@ -82,12 +85,17 @@
 //! without it. Reads go on. A full disk (`ENOSPC`) answers `Disk full: ...`; any other error
 //! `Storage failure: ...`; the detail (file, errno) goes to stderr.
 //!
-//! The record format is described in [`record`].
+//! The record format is described in [`record`]. Every file operation goes through [`fs::Fs`],
+//! so that tests can run the store over a disk that fails on cue ([`Faults`]) or loses power
+//! (a simulated disk, in the crate's tests).
 
 mod faults;
 mod files;
+pub mod fs;
 mod options;
 mod recovery;
+#[cfg(test)]
+mod simdisk;
 mod snapshot;
 mod sync;
 mod writer;
@@ -127,9 +135,13 @@ impl LogStore {
     /// Fails if another process holds the directory, if a file is damaged (unless
     /// `options.salvage`), or on an I/O error; the message names the file and the offset.
     pub fn open(dir: &Path, mem: MemoryStore, options: Options) -> io::Result<Self> {
-        let lock = files::lock(dir)?;
+        let dir = fs::Dir {
+            fs: options.fs.clone(),
+            path: dir.to_path_buf(),
+        };
+        let lock = files::lock(&dir)?;
         let mem = Arc::new(mem);
-        let found = recovery::recover(dir, &mem, options.salvage)?;
+        let found = recovery::recover(&dir, &mem, options.salvage)?;
         for note in &found.notes {
             eprintln!("userd: {note}");
         }
@@ -144,7 +156,7 @@ impl LogStore {
             "userd: recovered {} users from {} in {:.2?} ({snapshot}; {} segments, {} records \
              replayed)",
             found.users,
-            dir.display(),
+            dir.path.display(),
             found.elapsed,
             found.segments,
             found.replayed
@@ -152,7 +164,7 @@ impl LogStore {
         let shared = Arc::new(Shared::default());
         let (jobs, queue) = mpsc::channel();
         let writer = Writer::new(
-            dir.to_path_buf(),
+            dir,
             found.active,
             mem.clone(),
             options,
@@ -173,6 +185,12 @@ impl LogStore {
     /// The in-memory map the store reads from.
     pub fn memory(&self) -> &MemoryStore {
         &self.mem
+    }
+
+    /// How often the writer woke with nothing to do but an `--sync interval` fsync.
+    #[cfg(test)]
+    fn idle_wakeups(&self) -> u64 {
+        (self.shared.idle_wakeups).load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Queues a write for the writer; the receiver gets the answer once it is durable (or

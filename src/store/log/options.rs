@@ -1,9 +1,11 @@
 //! How a [`super::LogStore`] writes: the `--sync` mode, the compaction size, salvage, and
 //! the test hooks.
 
-use super::faults::{CrashPoint, Faults};
+use super::faults::CrashPoint;
+use super::fs::{Fs, RealFs};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// When a write counts as durable; see the module docs for what each mode promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,7 +43,7 @@ impl fmt::Display for SyncMode {
 }
 
 /// How a [`super::LogStore`] writes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// When a write counts as durable (`--sync`).
     pub sync: SyncMode,
@@ -51,8 +53,20 @@ pub struct Options {
     pub salvage: bool,
     /// For tests: abort the process at this point (`--crash-at`).
     pub crash_at: Option<CrashPoint>,
-    /// For tests: disk faults to inject into segment writes and fsyncs.
-    pub faults: Option<Faults>,
+    /// The file system the data directory is on: the real one, or for tests one that fails
+    /// on cue or loses power.
+    pub fs: Arc<dyn Fs>,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("sync", &self.sync)
+            .field("compact_bytes", &self.compact_bytes)
+            .field("salvage", &self.salvage)
+            .field("crash_at", &self.crash_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `--compact-bytes`' default: a snapshot about every half million users of ~100 bytes.
@@ -65,7 +79,7 @@ impl Default for Options {
             compact_bytes: DEFAULT_COMPACT_BYTES,
             salvage: false,
             crash_at: None,
-            faults: None,
+            fs: Arc::new(RealFs),
         }
     }
 }

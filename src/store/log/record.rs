@@ -20,9 +20,16 @@
 //!                         | key length (u16le) | email key | the user's JSON document
 //!   op 2 update    body = id | version (u32le) | key length (u16le) | email key | document
 //!   op 3 delete    body = id
+//!   op 16 synced   body = the segment offset the last completed fdatasync covered (u64le)
 //!   op 64 snapshot begin  body = first segment not covered by the snapshot (u64le)
 //!   op 65 snapshot end    body = number of users in the snapshot (u64le)
+//!                         | the sequence number the next new user gets (u64le)
 //! ```
+//!
+//! A `synced` record starts each batch the writer appends (when the offset moved since the
+//! last one): it lets recovery tell bytes that a completed fdatasync covered, where damage is
+//! damage, from the unsynced tail, where a power cut may have lost any page (see
+//! `recovery/scan.rs`).
 //!
 //! Every record carries the whole state it sets (a document with its version and email key,
 //! or the absence of one), never a difference, so applying a record twice leaves the same
@@ -51,6 +58,7 @@ const ID_LEN: usize = 16;
 const OP_CREATE: u8 = 1;
 const OP_UPDATE: u8 = 2;
 const OP_DELETE: u8 = 3;
+const OP_SYNCED: u8 = 16;
 const OP_SNAPSHOT_BEGIN: u8 = 64;
 const OP_SNAPSHOT_END: u8 = 65;
 
@@ -74,6 +82,12 @@ pub enum Record<'a> {
     Update(UserId, Put<'a>),
     /// A user is gone.
     Delete(UserId),
+    /// Bytes of this segment before `upto` were covered by a completed fdatasync when the
+    /// batch that starts here was written.
+    Synced {
+        /// The offset in the segment.
+        upto: u64,
+    },
     /// The first record of a snapshot: it holds every record of segments before `covers`.
     SnapshotBegin {
         /// The first segment whose records the snapshot may lack.
@@ -83,6 +97,9 @@ pub enum Record<'a> {
     SnapshotEnd {
         /// How many user records the snapshot holds.
         count: u64,
+        /// The sequence number the next new user gets, which may lie past every user held
+        /// (the newest may have been deleted): so sequence numbers are never reused.
+        next_seq: u64,
     },
 }
 
@@ -103,7 +120,8 @@ impl Record<'_> {
             Record::Create(id, seq, p) => mem.apply(id, p.change(), Some(seq)),
             Record::Update(id, p) => mem.apply(id, p.change(), None),
             Record::Delete(id) => mem.apply(id, Change::Remove, None),
-            Record::SnapshotBegin { .. } | Record::SnapshotEnd { .. } => {}
+            Record::SnapshotEnd { next_seq, .. } => mem.reserve_seq(next_seq),
+            Record::Synced { .. } | Record::SnapshotBegin { .. } => {}
         }
     }
 }
@@ -135,13 +153,18 @@ pub fn encode(out: &mut Vec<u8>, record: &Record<'_>) {
             out.push(OP_DELETE);
             out.extend_from_slice(&id.as_u128().to_be_bytes());
         }
-        Record::SnapshotBegin { covers: n } | Record::SnapshotEnd { count: n } => {
-            let op = match record {
-                Record::SnapshotBegin { .. } => OP_SNAPSHOT_BEGIN,
-                _ => OP_SNAPSHOT_END,
-            };
-            out.push(op);
-            out.extend_from_slice(&n.to_le_bytes());
+        Record::Synced { upto } => {
+            out.push(OP_SYNCED);
+            out.extend_from_slice(&upto.to_le_bytes());
+        }
+        Record::SnapshotBegin { covers } => {
+            out.push(OP_SNAPSHOT_BEGIN);
+            out.extend_from_slice(&covers.to_le_bytes());
+        }
+        Record::SnapshotEnd { count, next_seq } => {
+            out.push(OP_SNAPSHOT_END);
+            out.extend_from_slice(&count.to_le_bytes());
+            out.extend_from_slice(&next_seq.to_le_bytes());
         }
     }
     let len = (out.len() - start - HEADER_LEN) as u32;
@@ -253,9 +276,11 @@ impl Header {
             OP_SNAPSHOT_BEGIN => f
                 .u64()
                 .and_then(|covers| f.end(Record::SnapshotBegin { covers })),
-            OP_SNAPSHOT_END => f
-                .u64()
-                .and_then(|count| f.end(Record::SnapshotEnd { count })),
+            OP_SYNCED => f.u64().and_then(|upto| f.end(Record::Synced { upto })),
+            OP_SNAPSHOT_END => (|| {
+                let (count, next_seq) = (f.u64()?, f.u64()?);
+                f.end(Record::SnapshotEnd { count, next_seq })
+            })(),
             _ => return Err(Damage::Op(op)),
         };
         record.ok_or(Damage::Shape(op))
@@ -325,8 +350,12 @@ mod tests {
         round_trip(Record::Create(id, u64::MAX, put(1, "", b"")));
         round_trip(Record::Update(id, put(7, "\u{e9}@x", b"{}")));
         round_trip(Record::Delete(id));
+        round_trip(Record::Synced { upto: 4096 });
         round_trip(Record::SnapshotBegin { covers: 7 });
-        round_trip(Record::SnapshotEnd { count: u64::MAX });
+        round_trip(Record::SnapshotEnd {
+            count: u64::MAX,
+            next_seq: 9,
+        });
     }
 
     #[test]
@@ -380,7 +409,8 @@ mod tests {
                 OP_UPDATE,
                 [&id.as_u128().to_be_bytes()[..], &[1, 0, 0, 0, 9, 0]].concat(),
             ),
-            (OP_SNAPSHOT_END, vec![1, 2]),
+            (OP_SNAPSHOT_END, vec![1, 2, 3, 4, 5, 6, 7, 8]),
+            (OP_SYNCED, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]),
         ] {
             let mut payload = vec![FORMAT_VERSION, op];
             payload.extend_from_slice(&body);

@@ -1,15 +1,28 @@
 //! Recovery at start: load the latest snapshot, replay the segments after it in order, cut a
-//! torn tail, refuse (or with `--salvage`, cut) damage anywhere else.
+//! torn tail, refuse (or with `--salvage`, cut) damage anywhere else, and make what was
+//! recovered durable before anything is served.
 //!
 //! How a file's frames are read, and how a torn tail is told from damage, is in `scan`.
+//!
+//! # What was read is made durable
+//!
+//! The last segment is read through the page cache, which may hold what the disk does not:
+//! records written but never fsynced (the process was killed), or, after a failed fdatasync,
+//! pages that Linux kept in the cache marked clean, which a later fdatasync on a new file
+//! descriptor would "succeed" without writing. Serving them, and acknowledging later writes
+//! appended after them, would let a power cut take back what clients were shown. So the sound
+//! part of the last segment is copied into a fresh file, fdatasynced, and renamed over the
+//! segment (the directory fsynced) before the store opens: whatever recovery serves is then on
+//! the disk.
 
 use super::files::{self, with_path};
+use super::fs::{Dir, FsFile, Open};
 use super::record::{Damage, Record};
 use super::snapshot;
 use crate::store::MemoryStore;
-use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod scan;
@@ -17,7 +30,6 @@ mod scan;
 use scan::{is_torn, scan, Bad};
 
 /// What recovery found and did, for the report at start, and where the writer goes on.
-#[derive(Debug)]
 pub struct Recovery {
     /// Users in the store afterwards.
     pub users: usize,
@@ -31,8 +43,8 @@ pub struct Recovery {
     pub notes: Vec<String>,
     /// How long recovery took.
     pub elapsed: Duration,
-    /// The segment to append to, its sequence number and the length of its sound records.
-    pub active: (File, u64, u64),
+    /// The segment to append to (durable as it stands), its sequence number and its length.
+    pub active: (Arc<dyn FsFile>, u64, u64),
 }
 
 fn damaged(path: &Path, bad: &Bad) -> io::Error {
@@ -50,15 +62,16 @@ fn damaged(path: &Path, bad: &Bad) -> io::Error {
 }
 
 /// Cuts `path` to `len` bytes and makes the cut durable.
-fn cut(path: &Path, len: u64) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).open(path)?;
+fn cut(dir: &Dir, path: &Path, len: u64) -> io::Result<()> {
+    let file = dir.fs.open(path, Open::Write)?;
     file.set_len(len)?;
-    file.sync_all()
+    file.sync_data()
 }
 
-/// Loads the snapshot at `path` into `mem`; returns how many users it held, or `None` if it was
-/// damaged and `salvage` kept what came before the damage.
+/// Loads the snapshot at `path` into `mem`; returns how many users it held, and whether it
+/// was damaged (and `salvage` kept what came before the damage).
 fn load_snapshot(
+    dir: &Dir,
     path: &Path,
     covers: u64,
     mem: &MemoryStore,
@@ -66,13 +79,13 @@ fn load_snapshot(
     notes: &mut Vec<String>,
 ) -> io::Result<(u64, bool)> {
     let (mut begun, mut ended, mut count) = (false, false, 0u64);
-    let scan = scan(path, |record| {
+    let scan = scan(dir, path, |record| {
         match record {
             _ if ended => return Err(Damage::Misplaced("a record after the snapshot's end")),
             Record::SnapshotBegin { covers: c } if !begun && c == covers => begun = true,
             _ if !begun => return Err(Damage::Misplaced("the snapshot's header is missing")),
             Record::Create(..) => count += 1,
-            Record::SnapshotEnd { count: n } if n == count => ended = true,
+            Record::SnapshotEnd { count: n, .. } if n == count => ended = true,
             Record::SnapshotEnd { .. } => {
                 return Err(Damage::Misplaced("the snapshot's count does not match"))
             }
@@ -101,30 +114,32 @@ fn load_snapshot(
 }
 
 /// Rebuilds `mem` from the data directory `dir` (which the caller has locked).
-pub fn recover(dir: &Path, mem: &MemoryStore, salvage: bool) -> io::Result<Recovery> {
+pub fn recover(dir: &Dir, mem: &MemoryStore, salvage: bool) -> io::Result<Recovery> {
     let started = Instant::now();
-    let listing = files::list(dir).map_err(|e| with_path(e, "cannot list", dir))?;
+    let listing = files::list(dir).map_err(|e| with_path(e, "cannot list", &dir.path))?;
     let mut notes = Vec::new();
     for temp in &listing.temps {
-        fs::remove_file(temp)?;
-        notes.push(format!(
-            "removed the unfinished snapshot {}",
-            temp.display()
-        ));
+        dir.fs.remove(temp)?;
+        notes.push(format!("removed the unfinished {}", temp.display()));
     }
 
     let mut snapshot = None;
     let mut rewrite = false;
     let base = match listing.snapshots.last_key_value() {
         Some((&covers, path)) => {
-            let (users, damaged) = load_snapshot(path, covers, mem, salvage, &mut notes)?;
+            let (users, damaged) = load_snapshot(dir, path, covers, mem, salvage, &mut notes)?;
             snapshot = Some((path.clone(), users));
             rewrite = damaged;
             covers
         }
         None => 1,
     };
-    remove_covered(dir, &listing, base, &mut notes)?;
+    let covered = listing.snapshots.range(..base).count() + listing.segments.range(..base).count();
+    if covered > 0 {
+        // A crash between a snapshot's rename and the deletion of what it replaced.
+        snapshot::remove_covered(dir, base)?;
+        notes.push(format!("removed {covered} files that the snapshot covers"));
+    }
 
     let segments: Vec<(u64, &PathBuf)> = listing
         .segments
@@ -133,12 +148,13 @@ pub fn recover(dir: &Path, mem: &MemoryStore, salvage: bool) -> io::Result<Recov
         .collect();
     let mut replayed = 0;
     let mut expected = base;
+    let mut last_len = 0;
     for (i, &(seq, path)) in segments.iter().enumerate() {
         if seq != expected {
             let gap = format!(
                 "segments {expected} to {} are missing from {}",
                 seq - 1,
-                dir.display()
+                dir.path.display()
             );
             if !salvage {
                 return Err(io::Error::new(
@@ -149,24 +165,29 @@ pub fn recover(dir: &Path, mem: &MemoryStore, salvage: bool) -> io::Result<Recov
             notes.push(format!("salvage: {gap}; their records are lost"));
         }
         expected = seq + 1;
-        let scan = scan(path, |record| match record {
+        let last = i + 1 == segments.len();
+        let scan = scan(dir, path, |record| match record {
             Record::Create(..) | Record::Update(..) | Record::Delete(_) => {
                 record.apply(mem);
+                replayed += 1;
                 Ok(())
             }
+            Record::Synced { .. } => Ok(()),
             _ => Err(Damage::Misplaced("a snapshot record in a segment")),
         })?;
-        replayed += scan.records;
+        last_len = scan.sound_end;
         let Some(bad) = scan.bad else { continue };
-        let file_len = fs::metadata(path)?.len();
-        let what = if i + 1 == segments.len() && is_torn(path, &bad)? {
+        let file_len = dir.fs.open(path, Open::Read)?.len()?;
+        let what = if last && is_torn(dir, path, &bad)? {
             format!("cut a torn record ({})", bad.damage)
         } else if salvage {
             format!("salvage: cut damage ({})", bad.damage)
         } else {
             return Err(damaged(path, &bad));
         };
-        cut(path, bad.offset)?;
+        if !last {
+            cut(dir, path, bad.offset)?;
+        }
         notes.push(format!(
             "{what} from {} at offset {}: {} bytes dropped",
             path.display(),
@@ -176,11 +197,7 @@ pub fn recover(dir: &Path, mem: &MemoryStore, salvage: bool) -> io::Result<Recov
     }
 
     let active = match segments.last() {
-        Some(&(seq, path)) => {
-            let file = OpenOptions::new().read(true).write(true).open(path)?;
-            let len = file.metadata()?.len();
-            (file, seq, len)
-        }
+        Some(&(seq, _)) => (rewrite_durably(dir, seq, last_len)?, seq, last_len),
         None => (files::create_segment(dir, base)?, base, 0),
     };
     let active = if rewrite {
@@ -188,7 +205,12 @@ pub fn recover(dir: &Path, mem: &MemoryStore, salvage: bool) -> io::Result<Recov
         // one that covers everything recovered.
         let next = active.1 + 1;
         let file = files::create_segment(dir, next)?;
-        let taken = snapshot::take(dir, next, mem, None)?;
+        let own = dir
+            .fs
+            .open(&dir.join(&files::segment_name(next)), Open::Write)?;
+        let taken = snapshot::take(dir, next, mem, &own, None).map_err(|e| match e {
+            snapshot::Failed::Snapshot(e) | snapshot::Failed::Segment(e) => e,
+        })?;
         notes.push(format!(
             "salvage: wrote a fresh snapshot of {} users",
             taken.users
@@ -208,29 +230,30 @@ pub fn recover(dir: &Path, mem: &MemoryStore, salvage: bool) -> io::Result<Recov
     })
 }
 
-/// Deletes the snapshots older than the one loaded and the segments it covers: a crash between
-/// a snapshot's rename and the deletion of what it replaced leaves them behind.
-fn remove_covered(
-    dir: &Path,
-    listing: &files::Listing,
-    base: u64,
-    notes: &mut Vec<String>,
-) -> io::Result<()> {
-    let covered: Vec<&PathBuf> = (listing.snapshots.range(..base).map(|(_, p)| p))
-        .chain(listing.segments.range(..base).map(|(_, p)| p))
-        .collect();
-    if covered.is_empty() {
-        return Ok(());
+/// Replaces segment `seq` with a copy of its first `len` bytes (its sound records) that is on
+/// the disk: written to a fresh file, fdatasynced, renamed over the segment, the directory
+/// fsynced (see the module docs). Returns the new segment, open to append to.
+fn rewrite_durably(dir: &Dir, seq: u64, len: u64) -> io::Result<Arc<dyn FsFile>> {
+    let path = dir.join(&files::segment_name(seq));
+    let temp = dir.join(&files::segment_temp_name(seq));
+    let old = dir.fs.open(&path, Open::Read)?;
+    let copy = dir.fs.open(&temp, Open::Truncate)?;
+    let mut buf = vec![0u8; (4 << 20).min(len as usize)];
+    let mut at = 0;
+    while at < len {
+        let want = buf.len().min((len - at) as usize);
+        let n = old.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} got shorter while it was rewritten", path.display()),
+            ));
+        }
+        copy.write_all_at(&buf[..n], at)?;
+        at += n as u64;
     }
-    // The snapshot's rename must be durable before the files it replaces are gone.
-    files::sync_dir(dir)?;
-    for path in &covered {
-        fs::remove_file(path)?;
-    }
-    files::sync_dir(dir)?;
-    notes.push(format!(
-        "removed {} files that the snapshot covers",
-        covered.len()
-    ));
-    Ok(())
+    copy.sync_data()?;
+    dir.fs.rename(&temp, &path)?;
+    dir.sync()?;
+    dir.fs.open(&path, Open::Write)
 }

@@ -20,13 +20,11 @@
 //! pages that failed. Through separate descriptions, each fsync sees every error that happened
 //! since it last looked.
 
-use super::faults::Faults;
-use super::files::segment_name;
+use super::fs::FsFile;
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -50,10 +48,12 @@ pub struct Synced {
     pub took: Duration,
 }
 
-/// One fsync to run: of segment `seq`, for the writes up to log position `upto`.
+/// One fsync to run, through the thread's own description of the active segment (opened by
+/// the writer when the segment was made, so a snapshot deleting the segment meanwhile cannot
+/// take the name away from under it).
 struct Request {
     ticket: u64,
-    seq: u64,
+    file: Arc<dyn FsFile>,
 }
 
 /// An fsync started and not yet taken into account.
@@ -68,6 +68,8 @@ struct InFlight {
 /// The fsync threads and the fsyncs in flight, in the order they were started.
 pub struct Syncers {
     threads: Vec<(Sender<Request>, JoinHandle<()>)>,
+    /// Each thread's own description of the active segment.
+    files: Vec<Arc<dyn FsFile>>,
     idle: Vec<usize>,
     in_flight: VecDeque<InFlight>,
     next_ticket: u64,
@@ -78,22 +80,23 @@ pub struct Syncers {
 }
 
 impl Syncers {
-    /// Starts [`IN_FLIGHT`] threads fsyncing segments of `dir`; each reports to `events`.
+    /// Starts [`IN_FLIGHT`] threads fsyncing the active segment through `files` (one
+    /// description each); each reports to `events`.
     pub fn start<J: From<Synced> + Send + 'static>(
-        dir: PathBuf,
         events: Sender<J>,
-        faults: Option<Faults>,
+        files: Vec<Arc<dyn FsFile>>,
     ) -> io::Result<Self> {
         let mut threads = Vec::new();
         for index in 0..IN_FLIGHT {
             let (requests, queue) = mpsc::channel();
-            let (dir, events, faults) = (dir.clone(), events.clone(), faults.clone());
+            let events = events.clone();
             let thread = thread::Builder::new().name(format!("userd-fsync-{index}"));
-            let handle = thread.spawn(move || run(index, dir, queue, events, faults))?;
+            let handle = thread.spawn(move || run(index, queue, events))?;
             threads.push((requests, handle));
         }
         Ok(Syncers {
             threads,
+            files,
             idle: (0..IN_FLIGHT).rev().collect(),
             in_flight: VecDeque::new(),
             next_ticket: 0,
@@ -123,9 +126,14 @@ impl Syncers {
                 .is_none_or(|f| f.started.elapsed() >= OVERLAP_AFTER)
     }
 
-    /// Starts an fsync of segment `seq` covering log position `upto`, if there is anything new
-    /// to cover and a thread is idle.
-    pub fn start_sync(&mut self, seq: u64, upto: u64) {
+    /// Hands the threads their descriptions of a new active segment.
+    pub fn switch(&mut self, files: Vec<Arc<dyn FsFile>>) {
+        self.files = files;
+    }
+
+    /// Starts an fsync of the active segment covering log position `upto`, if there is
+    /// anything new to cover and a thread is idle.
+    pub fn start_sync(&mut self, upto: u64) {
         if upto <= self.started_upto {
             return;
         }
@@ -134,7 +142,12 @@ impl Syncers {
         };
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        if self.threads[index].0.send(Request { ticket, seq }).is_err() {
+        let file = self.files[index].clone();
+        if self.threads[index]
+            .0
+            .send(Request { ticket, file })
+            .is_err()
+        {
             return; // the thread is gone: only at shutdown
         }
         self.started_upto = upto;
@@ -182,29 +195,12 @@ impl Syncers {
     }
 }
 
-/// An fsync thread: fsyncs what it is asked to through its own open file, and says so.
-fn run<J: From<Synced>>(
-    index: usize,
-    dir: PathBuf,
-    requests: Receiver<Request>,
-    events: Sender<J>,
-    faults: Option<Faults>,
-) {
-    let mut open: Option<(u64, File)> = None;
-    for Request { ticket, seq } in requests {
-        let mut sync = || {
-            let file = match open.take() {
-                Some((s, file)) if s == seq => file,
-                _ => File::open(dir.join(segment_name(seq)))?,
-            };
-            let file = &open.insert((seq, file)).1;
-            if let Some(e) = faults.as_ref().and_then(Faults::on_sync) {
-                return Err(e);
-            }
-            file.sync_data()
-        };
+/// An fsync thread: fsyncs what it is asked to through the description it is handed, and says
+/// so.
+fn run<J: From<Synced>>(index: usize, requests: Receiver<Request>, events: Sender<J>) {
+    for Request { ticket, file } in requests {
         let started = Instant::now();
-        let result = sync();
+        let result = file.sync_data();
         let done = Synced {
             syncer: index,
             ticket,
@@ -220,13 +216,17 @@ fn run<J: From<Synced>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn syncers_over_a_segment(tag: &str) -> (Syncers, mpsc::Receiver<Synced>, PathBuf) {
         let dir = std::env::temp_dir().join(format!("userd-sync-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        File::create(dir.join(segment_name(1))).unwrap();
+        let path = dir.join("segment");
+        let files = (0..IN_FLIGHT)
+            .map(|_| -> Arc<dyn FsFile> { Arc::new(std::fs::File::create(&path).unwrap()) })
+            .collect();
         let (events, queue) = mpsc::channel();
-        let mut syncers = Syncers::start(dir.clone(), events, None).unwrap();
+        let mut syncers = Syncers::start(events, files).unwrap();
         for _ in 0..32 {
             syncers.timed(Duration::from_millis(5));
         }
@@ -236,11 +236,11 @@ mod tests {
 
     /// Starts two overlapping fsyncs (the second once the first has run long enough).
     fn start_two(syncers: &mut Syncers) {
-        syncers.start_sync(1, 100);
+        syncers.start_sync(100);
         assert!(!syncers.can_start(), "a second fsync started at once");
         std::thread::sleep(OVERLAP_AFTER);
         assert!(syncers.can_start());
-        syncers.start_sync(1, 200);
+        syncers.start_sync(200);
         assert!(!syncers.can_start(), "more than {IN_FLIGHT} in flight");
     }
 
@@ -269,10 +269,24 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A snapshot may delete the segment an fsync is about to cover: the thread fsyncs the
+    /// description it was handed when the segment was made, so the name going away cannot
+    /// fail it (and with it the whole store).
+    #[test]
+    fn an_fsync_thread_still_syncs_a_segment_whose_name_is_gone() {
+        let (mut syncers, events, dir) = syncers_over_a_segment("gone");
+        std::fs::remove_file(dir.join("segment")).unwrap();
+        syncers.start_sync(10);
+        let done = events.recv().unwrap();
+        assert!(done.result.is_ok(), "{:?}", done.result);
+        syncers.stop();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn the_threads_fsync_and_report_back() {
         let (mut syncers, events, dir) = syncers_over_a_segment("threads");
-        syncers.start_sync(1, 10);
+        syncers.start_sync(10);
         let Ok(Synced {
             syncer,
             ticket,

@@ -1,6 +1,7 @@
 //! Tests over real files in a temporary directory: recovery and framing (`recovery`), the
 //! store end to end with its failure policy (`store`), and the helpers they share.
 
+use super::fs::{Dir, Open, RealFs};
 use super::record::{encode, Put, Record};
 use super::recovery::{recover, Recovery};
 use super::*;
@@ -9,6 +10,8 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod findings;
+mod power;
 mod recovery;
 mod store;
 
@@ -27,6 +30,28 @@ impl TempDir {
 
     pub(super) fn segment(&self, seq: u64) -> PathBuf {
         self.0.join(files::segment_name(seq))
+    }
+
+    /// The directory on the real file system.
+    pub(super) fn dir(&self) -> Dir {
+        Dir {
+            fs: Arc::new(RealFs),
+            path: self.0.clone(),
+        }
+    }
+}
+
+/// Takes a snapshot of `mem` covering the segments before `covers` (creating segment
+/// `covers`, the active one, if it is missing).
+pub(super) fn snapshot_of(dir: &TempDir, covers: u64, mem: &MemoryStore) -> snapshot::Taken {
+    let active = dir.segment(covers);
+    if !active.exists() {
+        fs::write(&active, b"").unwrap();
+    }
+    let file = dir.dir().fs.open(&active, Open::Write).unwrap();
+    match snapshot::take(&dir.dir(), covers, mem, &file, None) {
+        Ok(taken) => taken,
+        Err(e) => panic!("snapshot: {e:?}"),
     }
 }
 
@@ -51,12 +76,21 @@ pub(super) fn users(n: usize) -> Vec<(UserId, Vec<u8>)> {
         .collect()
 }
 
-/// The users' create records, framed, and the offset where each starts. Sequence numbers
-/// are random, as a log that a snapshot covers in part would have them.
+/// The framed size of a `synced` record.
+pub(super) const MARK_LEN: usize = 18;
+
+/// The users' create records, framed, one batch each as the writer with `--sync always`
+/// appends them (a `synced` record saying the batches before were fsynced, then the create),
+/// and the offset where each batch starts. Sequence numbers are random, as a log that a
+/// snapshot covers in part would have them.
 pub(super) fn log_of(users: &[(UserId, Vec<u8>)]) -> (Vec<u8>, Vec<usize>) {
     let (mut log, mut starts) = (Vec::new(), Vec::new());
     for (id, doc) in users {
         starts.push(log.len());
+        if !log.is_empty() {
+            let upto = log.len() as u64;
+            encode(&mut log, &Record::Synced { upto });
+        }
         let key = test_key(*id);
         let put = Put {
             version: 1,
@@ -98,7 +132,7 @@ pub(super) fn recover_into_fresh(
     salvage: bool,
 ) -> io::Result<(MemoryStore, Recovery)> {
     let mem = MemoryStore::new(4);
-    let found = recover(&dir.0, &mem, salvage)?;
+    let found = recover(&dir.dir(), &mem, salvage)?;
     Ok((mem, found))
 }
 

@@ -25,17 +25,17 @@
 //! applying on this thread, in log order and before the next segment starts, means a snapshot
 //! taken after a rotation holds every record of the segments before it.
 
+use super::fs::{Dir, FsFile, Open};
 use super::record::{self, Put, Record};
-use super::snapshot::Taken;
-use super::sync::{Synced, Syncers};
+use super::snapshot::{Failed, Taken};
+use super::sync::{Synced, Syncers, IN_FLIGHT};
 use super::{Options, SyncMode};
 use crate::store::memory::MemoryStore;
 use crate::store::{Outage, StoreError, Write};
 use crate::users::id::UserId;
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -111,6 +111,9 @@ pub struct Shared {
     /// message, since the kernel may have dropped the data of the failed fsync and a later
     /// fsync would succeed without it.
     pub failure: OnceLock<Outage>,
+    /// How often the writer woke up with nothing to do but an `--sync interval` fsync (so a
+    /// test can tell a writer that sleeps from one that spins).
+    pub idle_wakeups: std::sync::atomic::AtomicU64,
 }
 
 /// Most requests in one batch, so that one batch's acknowledgements are not held back long.
@@ -121,13 +124,19 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The writer thread's state.
 pub struct Writer {
-    dir: PathBuf,
+    dir: Dir,
     /// The active segment, its sequence number and the bytes written to it.
-    file: File,
+    file: Arc<dyn FsFile>,
     seq: u64,
     pos: u64,
     /// Bytes written since the store opened, over all segments: the log position.
     written: u64,
+    /// The log position where the active segment starts.
+    segment_start: u64,
+    /// The offset in the active segment that the last completed fsync covered, and the one
+    /// the last `synced` record said (see `record.rs`).
+    synced: u64,
+    marked: u64,
     /// Batches written but not yet durable (`--sync always`), each with the log position
     /// where it ends, in log order.
     pending: VecDeque<(u64, Batch)>,
@@ -139,7 +148,7 @@ pub struct Writer {
     /// The batch being encoded; kept to reuse its capacity.
     buf: Vec<u8>,
     /// The snapshot being taken, if any; at most one runs at a time.
-    snapshot: Option<JoinHandle<io::Result<Taken>>>,
+    snapshot: Option<JoinHandle<Result<Taken, Failed>>>,
     /// The longest a batch waited to be applied while the snapshot walked the store.
     stall: Duration,
     /// Bytes written since the last fsync.
@@ -156,24 +165,28 @@ pub struct Writer {
     /// user has no change in flight (see the module docs).
     waiting: HashMap<UserId, Vec<Ack>>,
     /// Held, never read: the directory's lock lasts as long as the writer.
-    _lock: File,
+    _lock: Arc<dyn FsFile>,
 }
 
 impl Writer {
-    /// A writer appending to `active` (file, sequence number, length) in `dir`.
+    /// A writer appending to `active` (file, sequence number, length) in `dir`, whose bytes
+    /// are all on the disk (recovery made them so).
     pub fn new(
-        dir: PathBuf,
-        active: (File, u64, u64),
+        dir: Dir,
+        active: (Arc<dyn FsFile>, u64, u64),
         mem: Arc<MemoryStore>,
         options: Options,
         shared: Arc<Shared>,
-        lock: File,
+        lock: Arc<dyn FsFile>,
         events: Sender<Job>,
     ) -> io::Result<Self> {
         let (file, seq, pos) = active;
         let next_seq = mem.next_seq();
         let syncers = match options.sync {
-            SyncMode::Always => Some(Syncers::start(dir.clone(), events, options.faults.clone())?),
+            SyncMode::Always => {
+                let files = own_files(&dir, seq, IN_FLIGHT)?;
+                Some(Syncers::start(events, files)?)
+            }
             SyncMode::Interval | SyncMode::None => None,
         };
         Ok(Writer {
@@ -182,6 +195,9 @@ impl Writer {
             seq,
             pos,
             written: 0,
+            segment_start: 0,
+            synced: pos,
+            marked: 0,
             pending: VecDeque::new(),
             syncers,
             mem,
@@ -203,7 +219,12 @@ impl Writer {
     /// Takes a write into `batch`, or refuses it at once: a stale version, a taken email.
     fn accept(&mut self, write: Write, ack: Ack, batch: &mut Batch) {
         let id = write.id();
+        let create = matches!(write, Write::Create { .. });
+        // A create's id is fresh (a random UUID the rules just made): no user has it, and no
+        // other write can name it before the create is answered, so it needs no lookup and no
+        // place among the changes in flight.
         let current = match self.inflight.get(&id) {
+            _ if create => None,
             Some(v) => *v,
             None => self.mem.version_now(id),
         };
@@ -218,14 +239,13 @@ impl Writer {
                 return;
             }
         }
-        let seq = match write {
-            Write::Create { .. } => {
-                self.next_seq += 1;
-                Some(self.next_seq - 1)
-            }
-            _ => None,
+        let seq = if create {
+            self.next_seq += 1;
+            Some(self.next_seq - 1)
+        } else {
+            self.inflight.insert(id, write.version_after());
+            None
         };
-        self.inflight.insert(id, write.version_after());
         batch.push((Logged { write, seq }, ack));
     }
 
@@ -261,13 +281,19 @@ impl Writer {
     /// Waits for the next job; with `--sync interval`, fsyncs when a wait outlasts the interval.
     fn next(&mut self, jobs: &Receiver<Job>) -> Option<Job> {
         loop {
-            if !(self.dirty && self.options.sync == SyncMode::Interval) {
+            // After a failure nothing will be fsynced again: no deadline to wake for (a
+            // deadline in the past would wake the writer at once, again and again).
+            let interval = self.options.sync == SyncMode::Interval;
+            if !(self.dirty && interval && self.shared.failure.get().is_none()) {
                 return jobs.recv().ok();
             }
             let due = (self.last_sync + SYNC_INTERVAL).saturating_duration_since(Instant::now());
             match jobs.recv_timeout(due) {
                 Ok(job) => return Some(job),
-                Err(RecvTimeoutError::Timeout) => self.sync_or_fail("fsync of"),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.shared.idle_wakeups.fetch_add(1, Ordering::Relaxed);
+                    self.sync_or_fail("fsync of");
+                }
                 Err(RecvTimeoutError::Disconnected) => return None,
             }
         }
@@ -283,6 +309,10 @@ impl Writer {
             return refuse(batch, &self.mem, why);
         }
         self.buf.clear();
+        if self.synced > self.marked {
+            record::encode(&mut self.buf, &Record::Synced { upto: self.synced });
+            self.marked = self.synced;
+        }
         for (logged, _) in batch.iter() {
             record::encode(&mut self.buf, &logged.record());
         }
@@ -296,7 +326,7 @@ impl Writer {
         self.pending
             .push_back((self.written, std::mem::take(batch)));
         if !syncers.fast() {
-            return syncers.start_sync(self.seq, self.written);
+            return syncers.start_sync(self.written);
         }
         // Fast fsyncs: run it here (see `super::sync`); it acknowledges the batch.
         if let Err(e) = self.sync() {
@@ -317,14 +347,19 @@ impl Writer {
             return; // what was pending is answered already; nothing is acknowledged now
         }
         match durable {
-            Ok(Some(upto)) => self.acknowledge(upto),
+            Ok(Some(upto)) => {
+                if let Some(offset) = upto.checked_sub(self.segment_start) {
+                    self.synced = self.synced.max(offset);
+                }
+                self.acknowledge(upto)
+            }
             Ok(None) => {}
             Err(e) => {
                 self.fail(&e, "fsync of", 0);
             }
         }
         if let Some(syncers) = &mut self.syncers {
-            syncers.start_sync(self.seq, self.written);
+            syncers.start_sync(self.written);
         }
     }
 
@@ -344,7 +379,8 @@ impl Writer {
             logged.record().apply(&self.mem);
             // The write is in memory now; a later one to the same user stays in flight.
             let id = logged.write.id();
-            if self.inflight.get(&id) == Some(&logged.write.version_after()) {
+            if logged.seq.is_none() && self.inflight.get(&id) == Some(&logged.write.version_after())
+            {
                 self.inflight.remove(&id);
                 for waiter in self.waiting.remove(&id).unwrap_or_default() {
                     let _ = waiter.send(Err(StoreError::Stale));
@@ -357,6 +393,12 @@ impl Writer {
         self.counts[0] += batch.len() as u64;
         answer(batch, Ok(()));
     }
+}
+
+/// `n` open file descriptions of segment `seq`, each its own (see `sync.rs` for why).
+pub(super) fn own_files(dir: &Dir, seq: u64, n: usize) -> io::Result<Vec<Arc<dyn FsFile>>> {
+    let path = dir.join(&super::files::segment_name(seq));
+    (0..n).map(|_| dir.fs.open(&path, Open::Write)).collect()
 }
 
 /// Answers every request of `batch` alike, and empties it.

@@ -2,13 +2,13 @@
 //!
 //! # Shape
 //!
-//! - **Shards** ([`shard`]). N (a power of two) independently locked shards, each padded to
+//! - **Shards** (`shard.rs`). N (a power of two) independently locked shards, each padded to
 //!   its own cache lines so that two cores writing neighbouring shards do not fight over one
 //!   line. A user's shard comes straight from the random bits of its id: ids are random v4
 //!   UUIDs made by userd, so no SipHash (or any hashing) is needed to spread them, and a
 //!   client cannot pick ids to crowd one shard since clients never choose ids.
 //! - **Index.** Each shard maps an id (16 bytes) to where its record lies (8 bytes).
-//! - **Arena** ([`arena`]). Records (a small head, the JSON document, the email key) are
+//! - **Arena** (`arena.rs`). Records (a small head, the JSON document, the email key) are
 //!   appended to the shard's chunks and read back by refcount. An update appends the new
 //!   record and leaves the old one in the arena, unreachable.
 //! - **Creation order.** Each shard keeps `(sequence number, id)` of its users in creation
@@ -143,6 +143,12 @@ impl MemoryStore {
     /// The sequence number the next new user would get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq.load(Ordering::Relaxed)
+    }
+
+    /// Makes sure new users get sequence numbers of at least `next` (numbers below it were
+    /// handed out before, perhaps to users since deleted; a cursor may name them).
+    pub fn reserve_seq(&self, next: u64) {
+        self.next_seq.fetch_max(next, Ordering::Relaxed);
     }
 
     fn shard(&self, key: Key) -> &RwLock<Shard> {

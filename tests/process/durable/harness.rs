@@ -207,7 +207,7 @@ pub fn all_acked(writes: &[Writes]) -> Vec<Acked> {
 /// directory stays the caller's: stopping the server closes the store and leaves it.
 pub async fn spawn_faulty(dir: &Path, faults: &Faults) -> TestApp {
     let options = Options {
-        faults: Some(faults.clone()),
+        fs: faults.fs(),
         ..Options::default()
     };
     let store = LogStore::open(dir, MemoryStore::new(8), options).expect("open the store");

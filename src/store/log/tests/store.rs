@@ -26,7 +26,7 @@ fn what_is_acknowledged_survives_rotations_snapshots_and_reopening() {
         drop(store);
         let store = open(&dir, options);
         assert_holds_exactly(store.memory(), &all);
-        let listing = files::list(&dir.0).unwrap();
+        let listing = files::list(&dir.dir()).unwrap();
         assert!(
             listing.snapshots.len() <= 1 && listing.segments.len() <= 3,
             "{listing:?}"
@@ -40,7 +40,7 @@ fn on_a_slow_disk_overlapping_fsyncs_lose_nothing_acknowledged() {
     let faults = Faults::new();
     faults.slow_syncs(std::time::Duration::from_millis(2));
     let options = Options {
-        faults: Some(faults),
+        fs: faults.fs(),
         compact_bytes: 8192,
         ..Options::default()
     };
@@ -79,7 +79,7 @@ fn after_a_failed_fsync_nothing_more_is_acknowledged_and_reads_go_on() {
         let dir = TempDir::new("fault");
         let faults = Faults::new();
         let options = Options {
-            faults: Some(faults.clone()),
+            fs: faults.fs(),
             ..Options::default()
         };
         let store = open(&dir, options);
@@ -123,7 +123,7 @@ fn a_write_cut_short_by_a_full_disk_is_refused_and_cut_at_restart() {
     let store = open(
         &dir,
         Options {
-            faults: Some(faults.clone()),
+            fs: faults.fs(),
             ..Options::default()
         },
     );
@@ -136,7 +136,7 @@ fn a_write_cut_short_by_a_full_disk_is_refused_and_cut_at_restart() {
     assert_eq!(store.memory().emails().holder(&test_key(all[1].0)), None);
     drop(store);
     let mem = MemoryStore::new(4);
-    let found = recover(&dir.0, &mem, false).unwrap();
+    let found = recover(&dir.dir(), &mem, false).unwrap();
     assert_holds_exactly(&mem, &all[..1]);
     assert!(found.notes[0].contains("torn"), "{:?}", found.notes);
 }

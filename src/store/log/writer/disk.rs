@@ -1,23 +1,14 @@
 //! The writer's side of the disk: appending a batch, fsyncing, and the failure policy.
 
 use super::{refuse, Writer};
-use crate::store::log::faults::Faults;
 use crate::store::log::{files, SyncMode};
 use crate::store::{Outage, StoreError};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 impl Writer {
     /// Writes the encoded batch at the end of the segment.
     pub(super) fn append(&mut self) -> io::Result<()> {
-        if let Some(e) = self.options.faults.as_ref().and_then(Faults::on_write) {
-            // As a disk filling up mid-write would: part of the batch lands (here all but its
-            // last byte, so that the last record is always torn), then the error.
-            let part = &self.buf[..self.buf.len() - 1];
-            self.file.write_all_at(part, self.pos)?;
-            return Err(e);
-        }
         self.file.write_all_at(&self.buf, self.pos)?;
         self.pos += self.buf.len() as u64;
         self.written += self.buf.len() as u64;
@@ -29,10 +20,8 @@ impl Writer {
     /// Fsyncs the active segment on this thread; everything written is then durable.
     pub(super) fn sync(&mut self) -> io::Result<()> {
         let started = Instant::now();
-        if let Some(e) = self.options.faults.as_ref().and_then(Faults::on_sync) {
-            return Err(e);
-        }
         self.file.sync_data()?;
+        self.synced = self.pos;
         if let Some(syncers) = &mut self.syncers {
             syncers.timed(started.elapsed());
         }
@@ -60,7 +49,7 @@ impl Writer {
             Outage::StorageFailed
         };
         let why = *self.shared.failure.get_or_init(|| why);
-        let path = self.dir.join(files::segment_name(self.seq));
+        let path = self.dir.join(&files::segment_name(self.seq));
         let refused = refused + self.pending.iter().map(|(_, b)| b.len()).sum::<usize>();
         for (_, mut batch) in std::mem::take(&mut self.pending) {
             refuse(&mut batch, &self.mem, why);

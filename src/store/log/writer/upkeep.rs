@@ -1,8 +1,10 @@
 //! The writer's work between batches and at the end: the `--sync interval` fsync, segment
 //! rotation and the snapshot it starts, and closing.
 
-use super::{Writer, SYNC_INTERVAL};
-use crate::store::log::{files, snapshot, SyncMode};
+use super::{own_files, Writer, SYNC_INTERVAL};
+use crate::store::log::snapshot::{self, Failed};
+use crate::store::log::sync::IN_FLIGHT;
+use crate::store::log::{files, SyncMode};
 use std::io;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -36,9 +38,18 @@ impl Writer {
         let next = self.seq + 1;
         self.file = files::create_segment(&self.dir, next)?;
         (self.seq, self.pos, self.stall) = (next, 0, Duration::ZERO);
+        (self.segment_start, self.synced, self.marked) = (self.written, 0, 0);
+        // Every thread that fsyncs the new segment gets a description of its own, opened now,
+        // while the name surely exists (a later snapshot deletes it).
+        if let Some(syncers) = &mut self.syncers {
+            syncers.switch(own_files(&self.dir, next, IN_FLIGHT)?);
+        }
+        let mut own = own_files(&self.dir, next, 1)?;
+        let active = own.pop().ok_or_else(|| io::Error::other("no file"))?;
         let (dir, mem, crash) = (self.dir.clone(), self.mem.clone(), self.options.crash_at);
         let thread = thread::Builder::new().name("userd-snapshot".into());
-        self.snapshot = Some(thread.spawn(move || snapshot::take(&dir, next, &mem, crash))?);
+        let take = move || snapshot::take(&dir, next, &mem, &active, crash);
+        self.snapshot = Some(thread.spawn(take)?);
         Ok(())
     }
 
@@ -54,9 +65,12 @@ impl Writer {
                  removed; writes waited at most {:.1?} for it",
                 t.users, t.bytes, t.elapsed, t.removed, self.stall
             ),
-            Ok(Err(e)) => eprintln!(
+            Ok(Err(Failed::Snapshot(e))) => eprintln!(
                 "userd: snapshot failed: {e}; the segments stay and the next rotation retries"
             ),
+            Ok(Err(Failed::Segment(e))) => {
+                self.fail(&e, "fsync (for a snapshot) of", 0);
+            }
             Err(_) => eprintln!("userd: the snapshot thread panicked; the segments stay"),
         }
     }
