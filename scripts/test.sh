@@ -62,7 +62,7 @@ step "OpenAPI conformance (schemathesis against openapi.yaml)"
 # schemathesis (PyPI) in a virtualenv kept under target/ (gitignored), so that a rerun skips
 # the download; pinned, so that every run checks the same way. It runs every check and every
 # phase (examples, coverage, fuzzing, stateful via the links from POST) against a real userd,
-# with a fixed seed so that a failure can be replayed.
+# with fixed seeds so that a failure can be replayed.
 need_pkg python3 python3
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     # Debian splits venv and ensurepip out of python3 (and need_pkg checks for commands).
@@ -89,11 +89,21 @@ start_bg userd target/debug/userd --addr "127.0.0.1:$port" --in-memory --threads
 USERD_PID=$BG_PID
 wait_port "$port"
 check_alive "$USERD_PID" userd
-# From $TMP: schemathesis keeps a cache of the failures it found in its working directory.
+# From $TMP, a fresh directory per seed: schemathesis keeps a cache of the failures it found
+# in its working directory and would replay them. Two seeds, so that a schema that is loose
+# somewhere one seed does not reach is still caught; a schema-mismatch warning ("mostly
+# rejected generated data") fails the step too: it means the schema allows what userd refuses.
 ROOT=$PWD
-(cd "$TMP" && "$ROOT/$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" \
-    run "$ROOT/openapi.yaml" --url "http://127.0.0.1:$port" --checks all --max-examples 50 \
-    --seed 1 --workers 1 --no-color)
+for seed in 1 2; do
+    mkdir -p "$TMP/st-$seed"
+    (cd "$TMP/st-$seed" && "$ROOT/$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" \
+        run "$ROOT/openapi.yaml" --url "http://127.0.0.1:$port" --checks all --max-examples 50 \
+        --seed "$seed" --workers 1 --no-color) 2>&1 | tee "$TMP/st-$seed.log"
+    if grep -qi "mismatch\|mostly rejected" "$TMP/st-$seed.log"; then
+        echo "error: schemathesis warns that openapi.yaml and userd disagree (seed $seed)" >&2
+        exit 1
+    fi
+done
 check_alive "$USERD_PID" userd
 
 # --- Later steps go here. -------------------------------------------------------------------

@@ -93,7 +93,7 @@ pub(super) async fn update<S: UserStore>(
 ) -> Result<ApiResponse, ApiError> {
     let req: PatchUser<'_> = super::json::parse(body)?;
     let patch = Patch::parse(req.name.get(), req.email.get())?;
-    let if_match = IfMatch::of(headers);
+    let if_match = IfMatch::of(headers).map_err(|_| ApiError::InvalidIfMatch)?;
     let stored = users.update(id, patch, |v| if_match.accepts(v)).await?;
     Ok(response::user(StatusCode::OK, stored))
 }
@@ -105,9 +105,35 @@ pub(super) async fn delete<S: UserStore>(
     headers: &HeaderMap,
 ) -> Result<ApiResponse, ApiError> {
     let id = UserId::parse(id).ok_or(ApiError::Users(users::Error::NotFound))?;
-    let if_match = IfMatch::of(headers);
+    let if_match = IfMatch::of(headers).map_err(|_| ApiError::InvalidIfMatch)?;
     users.delete(id, |v| if_match.accepts(v)).await?;
     Ok(response::empty(StatusCode::NO_CONTENT))
+}
+
+/// A query component with its percent-encoded octets decoded (RFC 3986, 2.1), or `None` if
+/// an escape is broken or the octets are not UTF-8. `+` stays `+`: it means a space only in
+/// HTML forms, whose encoding this API does not take.
+fn percent_decoded(text: &str) -> Option<Cow<'_, str>> {
+    if !text.contains('%') {
+        return Some(Cow::Borrowed(text));
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 /// `GET /users?limit=N&cursor=C`: a page of users in creation order, as
@@ -123,12 +149,15 @@ pub(super) async fn list<S: UserStore>(
         .filter(|p| !p.is_empty())
     {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match name {
-            "limit" => {
-                limit = users::parse_limit(value).ok_or(ApiError::InvalidQuery(Query::Limit))?;
+        let (name, value) = (percent_decoded(name), percent_decoded(value));
+        match name.as_deref() {
+            Some("limit") => {
+                let parsed = value.as_deref().and_then(users::parse_limit);
+                limit = parsed.ok_or(ApiError::InvalidQuery(Query::Limit))?;
             }
-            "cursor" => {
-                cursor = Some(Cursor::parse(value).ok_or(ApiError::InvalidQuery(Query::Cursor))?);
+            Some("cursor") => {
+                let parsed = value.as_deref().and_then(Cursor::parse);
+                cursor = Some(parsed.ok_or(ApiError::InvalidQuery(Query::Cursor))?);
             }
             _ => {} // unknown parameters are ignored, as unknown body fields are
         }
@@ -154,4 +183,21 @@ pub(super) async fn list<S: UserStore>(
     }
     out.put_u8(b'}');
     Ok(response::ok(StatusCode::OK, out.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decoded;
+
+    #[test]
+    fn query_components_are_percent_decoded() {
+        assert_eq!(percent_decoded("limit").as_deref(), Some("limit"));
+        assert_eq!(percent_decoded("li%6dit").as_deref(), Some("limit"));
+        assert_eq!(percent_decoded("%35%30").as_deref(), Some("50"));
+        assert_eq!(percent_decoded("a+b").as_deref(), Some("a+b"));
+        assert_eq!(percent_decoded("%C3%A9").as_deref(), Some("\u{e9}"));
+        for broken in ["%", "%3", "%G1", "%+1", "%ff"] {
+            assert_eq!(percent_decoded(broken), None, "{broken:?}");
+        }
+    }
 }

@@ -45,6 +45,8 @@ pub enum ApiError {
     BodyRead,
     /// A query parameter is not one this route takes.
     InvalidQuery(Query),
+    /// `If-Match` is neither `*` nor a list of entity tags.
+    InvalidIfMatch,
     /// The domain or the store refused.
     Users(users::Error),
 }
@@ -122,6 +124,10 @@ impl ApiError {
             ApiError::InvalidQuery(Query::Cursor) => (
                 S::BAD_REQUEST,
                 fixed!("cursor must be a next_cursor this server returned"),
+            ),
+            ApiError::InvalidIfMatch => (
+                S::BAD_REQUEST,
+                fixed!("If-Match must be * or a list of entity tags"),
             ),
             // The first and fourth are the article's, word for word.
             ApiError::Users(U::Invalid(why)) => (S::BAD_REQUEST, match why {
@@ -220,6 +226,7 @@ mod tests {
             ApiError::BodyRead,
             ApiError::InvalidQuery(Query::Limit),
             ApiError::InvalidQuery(Query::Cursor),
+            ApiError::InvalidIfMatch,
         ];
         for e in [
             users::Error::NotFound,

@@ -88,6 +88,9 @@ async fn bad_limits_and_cursors_are_400() {
         "limit=abc",
         "limit=",
         "limit=1.5",
+        "limit=%3",
+        "limit=%G5",
+        "li%6dit=x",
     ] {
         app.get(&format!("/users?{q}"))
             .await
@@ -98,6 +101,7 @@ async fn bad_limits_and_cursors_are_400() {
         "cursor=xyz",
         "cursor=00000000000000000000",
         "cursor=%41",
+        "cursor=%ff",
     ] {
         app.get(&format!("/users?{q}"))
             .await
@@ -105,6 +109,28 @@ async fn bad_limits_and_cursors_are_400() {
     }
     // Unknown parameters are ignored.
     assert_eq!(app.get("/users?foo=bar&limit=1").await.status, 200);
+}
+
+/// Query names and values are percent-decoded (RFC 3986): `%35` is `5`, `li%6dit` is
+/// `limit`, as a client library that escapes more than it must would send them.
+#[tokio::test]
+async fn percent_encoded_query_parameters_mean_what_they_encode() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        app.create_user(&format!("u{i}"), &format!("u{i}@x")).await;
+    }
+    let (plain, next) = page(&app, "?limit=2").await;
+    assert_eq!(
+        page(&app, "?limit=%32").await,
+        (plain.clone(), next.clone())
+    );
+    assert_eq!(page(&app, "?li%6Dit=2").await, (plain, next.clone()));
+    let cursor = next.unwrap();
+    let encoded: String = cursor.bytes().map(|b| format!("%{b:02x}")).collect();
+    assert_eq!(
+        page(&app, &format!("?cursor={encoded}")).await,
+        page(&app, &format!("?cursor={cursor}")).await
+    );
 }
 
 /// Users deleted during a walk are skipped; users created during it come after the cursor

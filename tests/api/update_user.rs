@@ -129,13 +129,19 @@ async fn delete_is_204_then_404() {
 }
 
 /// `If-Match` with the current `ETag` (or `*`, or a list holding it) lets a PATCH or DELETE
-/// through; any other tag, a weak one included, is a 412 that changes nothing.
+/// through; any other tag (a weak one, one that only reads as the same number, an empty list)
+/// is a 412 that changes nothing; a field that is not `*` or a list of tags is a 400.
 #[tokio::test]
 async fn if_match_guards_patch_and_delete() {
     let app = spawn_app().await;
     let (id, _) = app.create_user("Ann", "ann@example.com").await;
     let path = format!("/users/{id}");
-    for tag in ["\"2\"", "W/\"1\"", "1", "\"x\"", ""] {
+    for tag in ["1", "\"1", "*, \"1\"", "\"1\", *", "\"1\" \"2\"", "w/\"1\""] {
+        let bad = "If-Match must be * or a list of entity tags";
+        (app.patch(&path, r#"{"name":"B"}"#, Some(tag)).await).assert_error(400, bad);
+        app.delete(&path, Some(tag)).await.assert_error(400, bad);
+    }
+    for tag in ["\"2\"", "W/\"1\"", "\"01\"", "\"+1\"", "\"x\"", "", ", ,"] {
         app.patch(&path, r#"{"name":"B"}"#, Some(tag))
             .await
             .assert_error(
