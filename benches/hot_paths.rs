@@ -3,8 +3,10 @@
 //!
 //! - `router`: matchit resolving a path and a method to an endpoint (a hit, the health check,
 //!   a 404).
-//! - `store`: the sharded in-memory store holding 100k users: a read that finds its user, a
-//!   read that does not, an insert.
+//! - `store`: the sharded in-memory store holding 100k users: a read that finds its user (and
+//!   one that renders its document), a read that does not, an insert.
+//! - `list_1000`: a page of 1000 users with 8, 64 and 512 shards (the time should not grow
+//!   with the shard count).
 //! - `body`: what `POST /users` does with its body: serde_json into borrowed fields, the
 //!   domain's validation, the user's JSON.
 //! - `app`: [`userd::App::handle`] answering `GET /users/{id}` and `POST /users`, with no socket
@@ -30,7 +32,8 @@ use std::time::{Duration, Instant};
 use userd::response::ApiResponse;
 use userd::router::Router;
 use userd::store::MemoryStore;
-use userd::users::document::new_user_json;
+use userd::store::UserView;
+use userd::users::document::{escape, json_len, rfc3339, write_json};
 use userd::users::{NewUser, UserId};
 use userd::App;
 
@@ -46,34 +49,60 @@ const CREATE_BODY: &[u8] = br#"{"name":"Ada Lovelace","email":"ada.lovelace@exam
 /// Largest request body, as `userd`'s default `--max-body`.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Users made once and shared by every bench: their ids and their JSON documents.
+/// A user of the fixture: its id, name and email (its email is its key).
+struct BenchUser {
+    id: UserId,
+    name: String,
+    email: String,
+}
+
+/// Every fixture user was created at this moment.
+const STAMP: &str = "2026-12-04T03:29:13.123Z";
+
+impl BenchUser {
+    fn view(&self) -> UserView<'_> {
+        UserView {
+            id: self.id,
+            version: 1,
+            created_at: STAMP,
+            updated_at: STAMP,
+            name: &self.name,
+            email: &self.email,
+            email_key: &self.email,
+        }
+    }
+}
+
+/// Users made once and shared by every bench.
 struct Fixture {
-    users: Vec<(UserId, Vec<u8>)>,
+    users: Vec<BenchUser>,
 }
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| Fixture {
         users: (0..PREFILL)
-            .map(|i| {
-                let id = UserId::random();
-                let name = format!("Bench User {i}");
-                let email = format!("user{i}@example.com");
-                let user = NewUser::parse(&name, &email).expect("a valid user");
-                let doc = new_user_json(id, &user, std::time::SystemTime::UNIX_EPOCH);
-                (id, doc)
+            .map(|i| BenchUser {
+                id: UserId::random(),
+                name: format!("Bench User {i}"),
+                email: format!("user{i}@example.com"),
             })
             .collect(),
     })
 }
 
-/// A store holding every user of the fixture.
-fn prefilled_store() -> MemoryStore {
-    let store = MemoryStore::new(SHARDS);
-    for (id, doc) in &fixture().users {
-        store.insert_now(*id, doc);
+/// A store of `shards` shards holding every user of the fixture.
+fn store_of(shards: usize) -> MemoryStore {
+    let store = MemoryStore::new(shards);
+    for user in &fixture().users {
+        store.insert_now(&user.view());
     }
     store
+}
+
+/// A store holding every user of the fixture.
+fn prefilled_store() -> MemoryStore {
+    store_of(SHARDS)
 }
 
 /// Runs a future that is expected to be ready at once (the in-memory store and a `Full` body
@@ -159,7 +188,18 @@ fn store(c: &mut Criterion) {
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 7919) % users.len();
-            store.get_now(black_box(users[i].0))
+            store.get_now(black_box(users[i].id), |u| u.version)
+        })
+    });
+    g.bench_function("get_and_render", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 7919) % users.len();
+            store.get_now(black_box(users[i].id), |u| {
+                let mut out = Vec::with_capacity(json_len(&u));
+                write_json(&mut out, &u);
+                out
+            })
         })
     });
     g.bench_function("get_miss", |b| {
@@ -167,22 +207,50 @@ fn store(c: &mut Criterion) {
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 1) % misses.len();
-            store.get_now(black_box(misses[i]))
+            store.get_now(black_box(misses[i]), |u| u.version)
         })
     });
     drop(store);
     g.bench_function("insert_into_100k", |b| {
-        let doc = &users[0].1;
         b.iter_custom(|iters| {
             timed_rounds(
                 iters,
                 200_000,
                 prefilled_store,
                 |_, _| UserId::random(),
-                |store, id| store.insert_now(black_box(id), black_box(doc)),
+                |store, id| {
+                    let user = UserView {
+                        id,
+                        ..users[0].view()
+                    };
+                    store.insert_now(black_box(&user))
+                },
             )
         })
     });
+    g.finish();
+}
+
+/// A page of 1000 users from the middle of 100 000, with 8, 64 and 512 shards: a k-way merge
+/// of the shards' creation orders, so the time grows with the page, not with the shard count
+/// times the page (which listing each shard's next 1000 before a sort would cost).
+fn list(c: &mut Criterion) {
+    let mut g = c.benchmark_group("list_1000");
+    for shards in [8, 64, 512] {
+        let store = store_of(shards);
+        // A cursor in the middle of the store.
+        let mut cursor = None;
+        for _ in 0..50 {
+            cursor = store.list_now(cursor, 1000, |_| {});
+        }
+        g.bench_function(format!("{shards}_shards"), |b| {
+            b.iter(|| {
+                let mut n = 0;
+                let next = store.list_now(black_box(cursor), 1000, |u| n += u.name.len());
+                (n, next)
+            })
+        });
+    }
     g.finish();
 }
 
@@ -194,6 +262,24 @@ struct CreateUserBody<'a> {
     name: Cow<'a, str>,
     #[serde(borrow)]
     email: Cow<'a, str>,
+}
+
+/// A new user's document, as a create renders it.
+fn render(id: UserId, user: &NewUser<'_>) -> Vec<u8> {
+    let stamp = rfc3339(std::time::SystemTime::now());
+    let (name, email) = (escape(user.name()), escape(user.email()));
+    let view = UserView {
+        id,
+        version: 1,
+        created_at: stamp.as_str(),
+        updated_at: stamp.as_str(),
+        name: &name,
+        email: &email,
+        email_key: &email,
+    };
+    let mut out = Vec::with_capacity(json_len(&view));
+    write_json(&mut out, &view);
+    out
 }
 
 fn body(c: &mut Criterion) {
@@ -217,20 +303,14 @@ fn body(c: &mut Criterion) {
     });
     g.bench_function("to_json", |b| {
         let user = NewUser::parse("Ada Lovelace", "ada.lovelace@example.com").expect("valid");
-        b.iter(|| {
-            new_user_json(
-                black_box(id),
-                &black_box(user),
-                std::time::SystemTime::now(),
-            )
-        })
+        b.iter(|| render(black_box(id), &black_box(user)))
     });
     g.bench_function("parse_validate_serialize", |b| {
         b.iter(|| {
             let body: CreateUserBody<'_> =
                 serde_json::from_slice(black_box(CREATE_BODY)).expect("valid JSON");
             let user = NewUser::parse(&body.name, &body.email).expect("valid");
-            new_user_json(black_box(id), &user, std::time::SystemTime::now())
+            render(black_box(id), &user)
         })
     });
     g.finish();
@@ -259,7 +339,7 @@ fn app(c: &mut Criterion) {
     let app = App::new(prefilled_store(), MAX_BODY);
 
     // Check once that the benches measure the successful path, not an error envelope.
-    let res: ApiResponse = drive(app.handle(get_request(users[0].0)));
+    let res: ApiResponse = drive(app.handle(get_request(users[0].id)));
     assert_eq!(
         res.status(),
         StatusCode::OK,
@@ -274,7 +354,7 @@ fn app(c: &mut Criterion) {
         b.iter_batched(
             || {
                 i = (i + 7919) % users.len();
-                get_request(users[i].0)
+                get_request(users[i].id)
             },
             |req| drive(app.handle(req)),
             BatchSize::SmallInput,
@@ -313,6 +393,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = hot_paths;
     config = config();
-    targets = router, store, body, app
+    targets = router, store, list, body, app
 }
 criterion_main!(hot_paths);

@@ -26,7 +26,7 @@ pub enum Endpoint<'p> {
     Options(&'static str),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Health,
     Users,
@@ -70,10 +70,25 @@ impl Router {
         Router { table }
     }
 
+    /// The route of `path`: the table's answer. `/users/{id}` (every read and write of a
+    /// user) is recognised without the table: its tree walk costs about 400 instructions,
+    /// a twentieth of a whole GET, and the shape is one comparison and one byte search. The
+    /// tests hold the shortcut to the table's answer for every path.
+    fn lookup(&self, path: &str) -> Option<Route> {
+        if let Some(id) = path.strip_prefix(USER_PREFIX) {
+            // Every byte is looked at, with no early exit, so the search compiles to a few
+            // vector compares instead of core's bytewise `memchr` for short slices.
+            let slash = id.bytes().fold(false, |seen, b| seen | (b == b'/'));
+            if !id.is_empty() && !slash {
+                return Some(Route::User);
+            }
+        }
+        self.table.at(path).ok().map(|found| *found.value)
+    }
+
     /// Resolves a method and path to an endpoint, or to the 404 / 405 to answer.
     pub fn route<'p>(&self, method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError> {
-        let found = self.table.at(path).map_err(|_| ApiError::NotFound)?;
-        let route = *found.value;
+        let route = self.lookup(path).ok_or(ApiError::NotFound)?;
         match (route, method) {
             (Route::Health, &Method::GET | &Method::HEAD) => Ok(Endpoint::Health),
             (Route::User, &Method::GET | &Method::HEAD) => Ok(Endpoint::GetUser(user_id(path))),
@@ -150,6 +165,22 @@ mod tests {
             prop_assume!(found.is_ok());
             let found = found.unwrap();
             prop_assert_eq!(found.params.get("id"), Some(user_id(&path)));
+        }
+
+        /// The shortcut agrees with the table for every path, those of the shortcut's shape
+        /// and those near it (an empty id, a second segment, another prefix).
+        #[test]
+        fn the_shortcut_is_the_tables_answer(
+            path in prop_oneof![
+                "/users/[^/]{0,40}",
+                "/users/[a-z/]{0,6}",
+                "/user[a-z/]{0,8}",
+                "/[a-z/{}*:.-]{0,20}",
+            ]
+        ) {
+            let r = Router::new();
+            let table = r.table.at(&path).ok().map(|found| *found.value);
+            prop_assert_eq!(r.lookup(&path), table);
         }
 
         #[test]

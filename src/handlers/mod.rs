@@ -90,7 +90,7 @@ impl<S: UserStore> App<S> {
 
     /// The request's JSON body: the head checked (415, 413), then the body read (413, 400).
     async fn body<B: RequestBody>(&self, req: &mut Request<B>) -> Result<Bytes, ApiError> {
-        json::check_head(req.headers(), self.max_body)?;
+        json::check_head(req.headers())?;
         json::read_body(req.body_mut(), self.max_body).await
     }
 }

@@ -4,7 +4,7 @@ use super::precondition::IfMatch;
 use crate::response::errors::Query;
 use crate::response::{self, ApiError, ApiResponse};
 use crate::store::UserStore;
-use crate::users::{self, Cursor, NewUser, Patch, UserId, Users};
+use crate::users::{self, document, Cursor, NewUser, Patch, UserId, Users};
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderValue, LOCATION};
 use hyper::StatusCode;
@@ -57,16 +57,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
     }
 }
 
-/// `POST /users`: 201 with the new user (serialized once and kept), its `ETag` and its
-/// `Location`.
+/// `POST /users`: 201 with the new user, its `ETag` and its `Location`.
 pub(super) async fn create<S: UserStore>(
     users: &Users<S>,
     body: &Bytes,
 ) -> Result<ApiResponse, ApiError> {
     let req: CreateUser<'_> = super::json::parse(body)?;
     let user = NewUser::parse(&req.name, &req.email)?;
-    let (id, stored) = users.create(user).await?;
-    let mut res = response::user(StatusCode::CREATED, stored);
+    let (id, body) = users
+        .create(user, |u| (u.id, response::user_body(u)))
+        .await?;
+    let mut res = response::user(StatusCode::CREATED, body, 1);
     let mut location = BytesMut::with_capacity(7 + users::ID_LEN);
     location.put_slice(b"/users/");
     location.put_slice(&id.encode());
@@ -76,12 +77,15 @@ pub(super) async fn create<S: UserStore>(
     Ok(res)
 }
 
-/// `GET /users/{id}`: 200 with the stored bytes and the `ETag`, or 404 for an id no user has
-/// (including any text that is not a canonical UUID).
+/// `GET /users/{id}`: 200 with the user and its `ETag`, or 404 for an id no user has
+/// (including any text that is not a canonical UUID). The body is rendered inside the store's
+/// read, the headers after it.
 pub(super) async fn get<S: UserStore>(users: &Users<S>, id: &str) -> Result<ApiResponse, ApiError> {
     let id = UserId::parse(id).ok_or(ApiError::Users(users::Error::NotFound))?;
-    let stored = users.get(id).await?;
-    Ok(response::user(StatusCode::OK, stored))
+    let (body, version) = users
+        .get(id, |u| (response::user_body(&u), u.version))
+        .await?;
+    Ok(response::user(StatusCode::OK, body, version))
 }
 
 /// `PATCH /users/{id}`: 200 with the changed user and its new `ETag`.
@@ -94,8 +98,15 @@ pub(super) async fn update<S: UserStore>(
     let req: PatchUser<'_> = super::json::parse(body)?;
     let patch = Patch::parse(req.name.get(), req.email.get())?;
     let if_match = IfMatch::of(headers).map_err(|_| ApiError::InvalidIfMatch)?;
-    let stored = users.update(id, patch, |v| if_match.accepts(v)).await?;
-    Ok(response::user(StatusCode::OK, stored))
+    let (body, version) = users
+        .update(
+            id,
+            patch,
+            |v| if_match.accepts(v),
+            |u| (response::user_body(u), u.version),
+        )
+        .await?;
+    Ok(response::user(StatusCode::OK, body, version))
 }
 
 /// `DELETE /users/{id}`: 204 with no body.
@@ -162,27 +173,28 @@ pub(super) async fn list<S: UserStore>(
             _ => {} // unknown parameters are ignored, as unknown body fields are
         }
     }
-    let page = users.list(cursor, limit).await?;
-    let size: usize = page.docs.iter().map(|d| d.len() + 1).sum();
-    let mut out = BytesMut::with_capacity(size + 48);
-    out.put_slice(b"{\"users\":[");
-    for (i, doc) in page.docs.iter().enumerate() {
-        if i > 0 {
-            out.put_u8(b',');
-        }
-        out.put_slice(doc);
-    }
-    out.put_slice(b"],\"next_cursor\":");
-    match page.next {
+    let mut out = Vec::with_capacity(limit.min(64) * 256 + 48);
+    out.extend_from_slice(b"{\"users\":[");
+    let mut first = true;
+    let next = users
+        .list(cursor, limit, |u| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            document::write_json(&mut out, &u);
+        })
+        .await?;
+    out.extend_from_slice(b"],\"next_cursor\":");
+    match next {
         Some(next) => {
-            out.put_u8(b'"');
-            out.put_slice(next.encode().as_bytes());
-            out.put_u8(b'"');
+            out.push(b'"');
+            out.extend_from_slice(next.encode().as_bytes());
+            out.push(b'"');
         }
-        None => out.put_slice(b"null"),
+        None => out.extend_from_slice(b"null"),
     }
-    out.put_u8(b'}');
-    Ok(response::ok(StatusCode::OK, out.freeze()))
+    out.push(b'}');
+    Ok(response::ok(StatusCode::OK, Bytes::from(out)))
 }
 
 #[cfg(test)]

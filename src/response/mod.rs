@@ -1,11 +1,13 @@
 //! The JSON envelope `{"ok":..,"data":..,"error":..}`, the one writer of every body userd
 //! sends, and ([`errors`]) the one place where an error becomes a status and a message.
 
-use crate::store::Stored;
-use bytes::{Buf, Bytes};
+use crate::store::UserView;
+use crate::users::document;
+use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, ETAG};
 use hyper::{Response, StatusCode};
+use std::cell::RefCell;
 use std::io::IoSlice;
 
 pub mod errors;
@@ -25,9 +27,10 @@ const ERR_TAIL: &[u8] = b"}";
 
 /// A response body in three parts: the envelope's static head, the data, the static tail.
 ///
-/// A user's JSON is stored once, without the envelope; answering a read is then a refcount bump
-/// on those bytes between two static slices, with no copy and no serialization. hyper writes
-/// the parts out with the headers in one system call.
+/// Error answers and small data are a static head and tail around the data, with no copy of
+/// either; a user's answer is written whole by [`user_body`] into a per-thread buffer and carried
+/// as the data with empty head and tail. hyper writes the parts out with the headers in one
+/// system call.
 #[derive(Debug, Clone, Default)]
 pub struct Envelope {
     head: &'static [u8],
@@ -161,11 +164,35 @@ pub fn etag(version: u32) -> HeaderValue {
     }
 }
 
-/// A user's document in the envelope, with its `ETag`.
+/// A user's document in the envelope, rendered from its fields: the body of a user's answer.
+///
+/// Written into a buffer each thread keeps, and split off it: a body costs no allocation of
+/// its own. Once every body split off the buffer has been sent and dropped, the next one
+/// reuses the buffer's memory from its start; while some are still in flight, a fresh buffer
+/// is taken and the old one is freed with the last of them.
+pub fn user_body(user: &UserView<'_>) -> Bytes {
+    /// A buffer's size: room for a few dozen bodies of usual users.
+    const CHUNK: usize = 8 * 1024;
+    thread_local! {
+        static BUFFER: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    }
+    let len = OK_HEAD.len() + document::json_len(user) + OK_TAIL.len();
+    BUFFER.with_borrow_mut(|buf| {
+        if buf.capacity() < len {
+            buf.reserve(len.max(CHUNK));
+        }
+        buf.extend_from_slice(OK_HEAD);
+        document::write_json(buf, user);
+        buf.extend_from_slice(OK_TAIL);
+        buf.split().freeze()
+    })
+}
+
+/// A user's answer: its [`user_body`] and the `ETag` of its version.
 #[inline]
-pub fn user(status: StatusCode, stored: Stored) -> ApiResponse {
-    let mut res = ok(status, stored.doc);
-    res.headers_mut().insert(ETAG, etag(stored.version));
+pub fn user(status: StatusCode, body: Bytes, version: u32) -> ApiResponse {
+    let mut res = json(status, Envelope::whole(body));
+    res.headers_mut().insert(ETAG, etag(version));
     res
 }
 

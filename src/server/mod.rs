@@ -11,7 +11,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
@@ -20,11 +19,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-mod deadline;
 mod service;
+mod supervisor;
 
-use deadline::{Deadline, Watched};
 pub use service::{Layer, Peer, RequestBody, Service};
+use supervisor::Supervisor;
 
 /// How the server treats connections.
 #[derive(Debug, Clone)]
@@ -80,8 +79,13 @@ pub async fn run<S: Service>(
     shutdown: impl Future<Output = ()>,
 ) {
     let builder = http1_builder();
-    let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    let max = u32::try_from(settings.max_connections.max(1)).unwrap_or(u32::MAX);
+    let slots = Arc::new(Semaphore::new(max as usize));
+    let supervisor = Arc::new(Supervisor::new(settings.header_timeout));
+    let ticking = tokio::spawn({
+        let supervisor = supervisor.clone();
+        async move { supervisor.run().await }
+    });
     let mut shutdown = std::pin::pin!(shutdown);
 
     loop {
@@ -109,38 +113,40 @@ pub async fn run<S: Service>(
         // Responses are small and written whole: send them now, not after the client's
         // delayed ACK (Nagle's algorithm would hold a pipelined tail for up to 40 ms).
         let _ = stream.set_nodelay(true);
-        let deadline = Arc::new(Deadline::default());
-        let io = Watched::new(TokioIo::new(stream), deadline.clone());
-        let expired = deadline.clone().expired(settings.header_timeout);
+        let control = supervisor.admit();
+        let io = TokioIo::new(stream);
+        let watched = control.clone();
         let serve = service_fn(move |req: Request<Incoming>| {
-            deadline.head_received();
-            let deadline = deadline.clone();
+            watched.head_received();
+            let watched = watched.clone();
             async move {
                 let res = service.call(req, peer).await;
-                deadline.response_ready();
+                watched.response_ready();
                 Ok::<_, Infallible>(res)
             }
         });
-        let conn = graceful.watch(builder.serve_connection(io, serve));
+        let conn = builder.serve_connection(io, serve);
         tokio::spawn(async move {
-            tokio::select! {
-                // A connection error is the client's business (reset, bad request line);
-                // hyper has already answered what it could.
-                _ = conn => {}
-                // No head in time: close, as hyper's own header timeout would.
-                () = expired => {}
-            }
+            let conn = std::pin::pin!(conn);
+            // A connection error is the client's business (reset, bad request line); hyper
+            // has already answered what it could.
+            control.drive(conn, |c| c.graceful_shutdown()).await;
             drop(slot);
         });
     }
 
     drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(settings.shutdown_timeout) => {
-            eprintln!("userd: shutdown deadline passed; closing the remaining connections");
-        }
+    supervisor.drain_all();
+    // Every connection holds a slot: all of them back means every connection has ended.
+    let all_closed = slots.acquire_many(max);
+    if tokio::time::timeout(settings.shutdown_timeout, all_closed)
+        .await
+        .is_err()
+    {
+        eprintln!("userd: shutdown deadline passed; closing the remaining connections");
+        supervisor.close_all();
     }
+    ticking.abort();
 }
 
 /// What to do when `accept` fails. A connection that was reset before we took it is nothing

@@ -2,9 +2,10 @@
 //! backends.
 //!
 //! Storage knows no HTTP and no policy: the rules ([`crate::users`]) decide a write (the
-//! document, its version, the email keys it takes and lets go) and hand the store a [`Write`]
-//! that carries all of it; the store checks the version the write was decided on and the
-//! uniqueness of the email (the two things only the store can see atomically), and applies it.
+//! user's fields, its version, its email key) and hand the store a [`Write`] that carries all
+//! of it; the store checks the version the write was decided on and the uniqueness of the
+//! email (the two things only the store can see atomically), and applies it. Readers get a
+//! [`UserView`]: the rules render the JSON from its fields.
 //!
 //! Methods return futures so that a backend may wait (for a disk flush, a database round
 //! trip); the in-memory backend answers with futures that are ready at once, and static
@@ -13,7 +14,6 @@
 
 use crate::users::id::UserId;
 use crate::users::page::Cursor;
-use bytes::Bytes;
 use std::future::Future;
 
 pub mod log;
@@ -47,51 +47,41 @@ pub enum StoreError {
     Stale,
 }
 
-/// A stored user: its JSON document and its version (kept next to the document, so that an
-/// `ETag` costs no parsing).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    /// The JSON document, as serialized when it was written.
-    pub doc: Bytes,
-    /// The version written in the document.
+/// One user, as every store keeps it and the rules read and write it: the fields of its JSON
+/// document, the strings already JSON-escaped (as they stand between the quotes), and the
+/// uniqueness key of its email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserView<'a> {
+    /// The user's id.
+    pub id: UserId,
+    /// 1 at creation, one more with every change.
     pub version: u32,
-}
-
-/// A page of users in creation order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Page {
-    /// The users' documents, oldest first.
-    pub docs: Vec<Bytes>,
-    /// Where the next page starts, or `None` if this page holds the last user.
-    pub next: Option<Cursor>,
+    /// When the user was created, RFC 3339 (24 characters).
+    pub created_at: &'a str,
+    /// When the user last changed, RFC 3339 (24 characters).
+    pub updated_at: &'a str,
+    /// The name, JSON-escaped.
+    pub name: &'a str,
+    /// The email, JSON-escaped.
+    pub email: &'a str,
+    /// The email's uniqueness key: no two users hold one.
+    pub email_key: &'a str,
 }
 
 /// A write as the rules decided it: everything a store needs to check and apply it, so that
-/// no store reads a document to find out what changed. The email key a user lets go is the
-/// one the store holds for it: the store keeps each user's key beside its document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
-    /// A new user under a fresh random id: `doc` holds version 1, `email_key` is the key it
-    /// takes.
-    Create {
-        /// The new user.
-        id: UserId,
-        /// The uniqueness key of its email.
-        email_key: String,
-        /// Its JSON document.
-        doc: Bytes,
-    },
-    /// User `id`'s whole new document, if its version is still `expected`; `doc` holds
-    /// version `expected + 1`, `email_key` is the key of its (new or unchanged) email.
+/// no store reads a user to find out what changed. The email key a user lets go is the one
+/// the store holds for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write<'a> {
+    /// A new user under a fresh random id, at version 1.
+    Create(UserView<'a>),
+    /// A user's whole new state (at version `expected + 1`), if its version is still
+    /// `expected`.
     Update {
-        /// The user.
-        id: UserId,
         /// The version the change was decided on.
         expected: u32,
-        /// The uniqueness key of its email after the change.
-        email_key: String,
-        /// The new document.
-        doc: Bytes,
+        /// The user after the change.
+        user: UserView<'a>,
     },
     /// Remove user `id` if its version is still `expected`.
     Delete {
@@ -102,51 +92,37 @@ pub enum Write {
     },
 }
 
-impl Write {
+impl Write<'_> {
     /// The user the write is about.
     pub fn id(&self) -> UserId {
         match self {
-            Write::Create { id, .. } | Write::Update { id, .. } | Write::Delete { id, .. } => *id,
+            Write::Create(user) | Write::Update { user, .. } => user.id,
+            Write::Delete { id, .. } => *id,
         }
     }
 
-    /// The user's version once the write is applied (`None`: the user is gone).
-    pub fn version_after(&self) -> Option<u32> {
+    /// The version the write was decided on (`None` for a create: no user yet).
+    pub fn expected(&self) -> Option<u32> {
         match self {
-            Write::Create { .. } => Some(1),
-            Write::Update { expected, .. } => Some(expected.wrapping_add(1)),
+            Write::Create(_) => None,
+            Write::Update { expected, .. } | Write::Delete { expected, .. } => Some(*expected),
+        }
+    }
+
+    /// The user's state once the write is applied (`None`: the user is gone).
+    pub fn user(&self) -> Option<&UserView<'_>> {
+        match self {
+            Write::Create(user) | Write::Update { user, .. } => Some(user),
             Write::Delete { .. } => None,
         }
     }
+}
 
-    /// The email key the user holds once the write is applied (`None`: the user is gone).
-    pub fn claims(&self) -> Option<&str> {
-        match self {
-            Write::Create { email_key, .. } | Write::Update { email_key, .. } => Some(email_key),
-            Write::Delete { .. } => None,
-        }
-    }
-
-    /// The document the write stores, if it stores one.
-    pub fn doc(&self) -> Option<&Bytes> {
-        match self {
-            Write::Create { doc, .. } | Write::Update { doc, .. } => Some(doc),
-            Write::Delete { .. } => None,
-        }
-    }
-
-    /// The version check, for every store: a create needs a user that does not exist, an
-    /// update or a delete the version it was decided on. `current` is the user's version as
-    /// the store will have it when this write applies (`None`: no such user).
-    pub fn check(&self, current: Option<u32>) -> Result<(), StoreError> {
-        let ok = match self {
-            Write::Create { .. } => current.is_none(),
-            Write::Update { expected, .. } | Write::Delete { expected, .. } => {
-                current == Some(*expected)
-            }
-        };
-        ok.then_some(()).ok_or(StoreError::Stale)
-    }
+/// The version check, for every store: a create needs a user that does not exist, an update
+/// or a delete the version it was decided on. `current` is the user's version as the store
+/// will have it when the write applies (`None`: no such user).
+pub fn check(expected: Option<u32>, current: Option<u32>) -> Result<(), StoreError> {
+    (expected == current).then_some(()).ok_or(StoreError::Stale)
 }
 
 /// A place to keep users.
@@ -156,23 +132,39 @@ impl Write {
 /// if the user changed (or went) meanwhile. So the rules stay in [`crate::users`] and the
 /// store needs no lock held across the caller's work.
 pub trait UserStore: Send + Sync + 'static {
-    /// Returns the user with this id, or `None` when there is none.
-    fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send;
+    /// Calls `read` with user `id`, if there is one, and returns what it returns. A backend
+    /// that keeps users in memory calls it under its read lock: `read` should only copy or
+    /// render what it needs.
+    fn get<R, F>(
+        &self,
+        id: UserId,
+        read: F,
+    ) -> impl Future<Output = Result<Option<R>, StoreError>> + Send
+    where
+        R: Send,
+        F: FnOnce(UserView<'_>) -> R + Send;
 
-    /// Checks `write` (see [`Write::check`] and the email it claims) and applies it.
+    /// Checks `write` (see [`check`], and the email it takes) and applies it.
     ///
     /// Two racing writes that take one email key: at most one succeeds. Returns once the
     /// write is as durable as the backend promises; a reader that starts after that sees it.
-    fn write(&self, write: Write) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn write<'a>(
+        &'a self,
+        write: Write<'a>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
 
-    /// Up to `limit` users created after `after` (from the first user if `None`), in
-    /// creation order. Users that exist for a whole walk of pages are each listed exactly
-    /// once, whatever is created or deleted meanwhile.
-    fn list(
+    /// Calls `each` with up to `limit` users created after `after` (from the first user if
+    /// `None`), in creation order; returns where the next page starts, or `None` if there is
+    /// no user after this page. Users that exist for a whole walk of pages are each listed
+    /// exactly once, whatever is created or deleted meanwhile.
+    fn list<F>(
         &self,
         after: Option<Cursor>,
         limit: usize,
-    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+        each: F,
+    ) -> impl Future<Output = Result<Option<Cursor>, StoreError>> + Send
+    where
+        F: FnMut(UserView<'_>) + Send;
 
     /// How many users are stored.
     fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -183,4 +175,76 @@ pub trait UserStore: Send + Sync + 'static {
     /// Makes everything acknowledged durable and stops taking writes; reads may go on.
     /// Calling it again does nothing.
     fn close(&self);
+}
+
+/// Users for the tests of the stores: owned fields, lent out as [`UserView`]s.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::UserView;
+    use crate::users::id::UserId;
+
+    /// A user with owned fields.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) struct TestUser {
+        pub(crate) id: UserId,
+        pub(crate) version: u32,
+        pub(crate) created_at: String,
+        pub(crate) updated_at: String,
+        pub(crate) name: String,
+        pub(crate) email: String,
+        pub(crate) email_key: String,
+    }
+
+    impl TestUser {
+        /// A user at version 1 whose email is its own key.
+        pub(crate) fn new(name: &str, email: &str) -> Self {
+            TestUser {
+                id: UserId::random(),
+                version: 1,
+                created_at: "2026-12-04T03:29:13.123Z".into(),
+                updated_at: "2026-12-04T03:29:13.123Z".into(),
+                name: name.into(),
+                email: email.into(),
+                email_key: email.into(),
+            }
+        }
+
+        /// The same user one version on, with another name and email.
+        pub(crate) fn changed(&self, name: &str, email: &str) -> Self {
+            TestUser {
+                version: self.version + 1,
+                updated_at: "2026-12-04T03:30:00.000Z".into(),
+                name: name.into(),
+                email: email.into(),
+                email_key: email.into(),
+                ..self.clone()
+            }
+        }
+
+        /// The user as stores take and give it.
+        pub(crate) fn view(&self) -> UserView<'_> {
+            UserView {
+                id: self.id,
+                version: self.version,
+                created_at: &self.created_at,
+                updated_at: &self.updated_at,
+                name: &self.name,
+                email: &self.email,
+                email_key: &self.email_key,
+            }
+        }
+
+        /// The user a store hands out, owned.
+        pub(crate) fn of(view: UserView<'_>) -> Self {
+            TestUser {
+                id: view.id,
+                version: view.version,
+                created_at: view.created_at.into(),
+                updated_at: view.updated_at.into(),
+                name: view.name.into(),
+                email: view.email.into(),
+                email_key: view.email_key.into(),
+            }
+        }
+    }
 }

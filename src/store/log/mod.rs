@@ -105,7 +105,8 @@ pub mod record;
 pub use faults::{CrashPoint, FaultKind, Faults};
 pub use options::{Options, SyncMode, DEFAULT_COMPACT_BYTES};
 
-use super::{MemoryStore, Outage, Page, StoreError, Stored, UserStore, Write};
+use super::memory::Change;
+use super::{MemoryStore, Outage, StoreError, UserStore, UserView, Write};
 use crate::users::id::UserId;
 use crate::users::page::Cursor;
 use std::future::{ready, Future};
@@ -193,25 +194,19 @@ impl LogStore {
         (self.shared.idle_wakeups).load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Queues a write for the writer; the receiver gets the answer once it is durable (or
-    /// refused).
+    /// Queues a write for the writer (its record built here, on the caller's thread); the
+    /// receiver gets the answer once it is durable (or refused).
     fn submit(
         &self,
-        write: Write,
+        write: &Write<'_>,
     ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         self.writable().map_err(StoreError::Unavailable)?;
-        let sizes = (
-            write.doc().map_or(0, |d| d.len()),
-            write.claims().map_or(0, str::len),
-        );
-        if record::framed_len(sizes.0, sizes.1) - record::HEADER_LEN > record::MAX_PAYLOAD
-            || sizes.1 > usize::from(u16::MAX)
-        {
-            return Err(StoreError::Unavailable(Outage::TooLarge));
-        }
+        // A record's strings are at most 64 KiB each, so its frame is far below the log's
+        // largest payload: no size check is needed beyond the record's own.
+        let change = Change::of(write)?;
         let (ack, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Write(write, ack))
+            .send(Job::Write(change, write.expected(), ack))
             .map_err(|_| StoreError::Unavailable(Outage::Closed))?;
         Ok(answer)
     }
@@ -224,14 +219,25 @@ impl Drop for LogStore {
 }
 
 impl UserStore for LogStore {
-    fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send {
-        ready(Ok(self.mem.get_now(id)))
+    fn get<R, F>(
+        &self,
+        id: UserId,
+        read: F,
+    ) -> impl Future<Output = Result<Option<R>, StoreError>> + Send
+    where
+        R: Send,
+        F: FnOnce(UserView<'_>) -> R + Send,
+    {
+        ready(Ok(self.mem.get_now(id, read)))
     }
 
     /// Queues the write for the writer thread, which admits it (version, email) when it takes
     /// it into a batch, and waits for the answer: once the write is durable, or refused.
-    fn write(&self, write: Write) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let queued = self.submit(write);
+    fn write<'a>(
+        &'a self,
+        write: Write<'a>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        let queued = self.submit(&write);
         async move {
             match queued {
                 // A dropped answer means the writer stopped (closed) before committing it.
@@ -243,12 +249,16 @@ impl UserStore for LogStore {
         }
     }
 
-    fn list(
+    fn list<F>(
         &self,
         after: Option<Cursor>,
         limit: usize,
-    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
-        ready(Ok(self.mem.list_now(after, limit)))
+        each: F,
+    ) -> impl Future<Output = Result<Option<Cursor>, StoreError>> + Send
+    where
+        F: FnMut(UserView<'_>) + Send,
+    {
+        ready(Ok(self.mem.list_now(after, limit, each)))
     }
 
     fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {

@@ -16,9 +16,11 @@
 //!
 //! ```text
 //! version: u8 | op: u8 | body
-//!   op 1 create    body = id (16 bytes, big endian) | sequence number (u64le) | version (u32le)
-//!                         | key length (u16le) | email key | the user's JSON document
-//!   op 2 update    body = id | version (u32le) | key length (u16le) | email key | document
+//!   op 1 create    body = id (16 bytes, big endian) | sequence number (u64le) | user
+//!   op 2 update    body = id | user
+//!        user = version (u32le) | name, email, key lengths (u16le each) | created_at (24)
+//!               | updated_at (24) | name | email | key (empty if the email is its own key),
+//!               the strings as the document has them (JSON-escaped): the in-memory record
 //!   op 3 delete    body = id
 //!   op 16 synced   body = the segment offset the last completed fdatasync covered (u64le)
 //!   op 64 snapshot begin  body = first segment not covered by the snapshot (u64le)
@@ -31,16 +33,17 @@
 //! damage, from the unsynced tail, where a power cut may have lost any page (see
 //! `recovery/scan.rs`).
 //!
-//! Every record carries the whole state it sets (a document with its version and email key,
-//! or the absence of one), never a difference, so applying a record twice leaves the same
-//! state as applying it once, and recovery applies records without reading the documents.
+//! Every record carries the whole state it sets (a user's fields with its version and email
+//! key, or the absence of one), never a difference, so applying a record twice leaves the same
+//! state as applying it once; a user's body is the in-memory store's own record, so recovery
+//! applies it with one copy and no parsing.
 //! That is what lets recovery replay a segment that a snapshot already partly contains.
 
-use crate::store::memory::{Change, MemoryStore};
+use crate::store::memory::{self, Change, MemoryStore};
 use crate::users::id::UserId;
 
 /// The payload format this userd writes and the only one it reads.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Bytes of a frame before its payload: the length and the checksum.
 pub const HEADER_LEN: usize = 8;
@@ -62,24 +65,37 @@ const OP_SYNCED: u8 = 16;
 const OP_SNAPSHOT_BEGIN: u8 = 64;
 const OP_SNAPSHOT_END: u8 = 65;
 
-/// A user's state as a record sets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Put<'a> {
-    /// The version the document holds.
-    pub version: u32,
-    /// The uniqueness key of the user's email.
-    pub email_key: &'a str,
-    /// The JSON document.
-    pub doc: &'a [u8],
+/// A user's state in a record: the store's record being written, or one just read.
+#[derive(Debug, Clone)]
+pub enum Body<'a> {
+    /// To write.
+    Stored(&'a memory::Record),
+    /// As read (checked and built when the frame was decoded).
+    Read(memory::Record),
 }
 
-/// One record, borrowing its strings from wherever it was read or is being written from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Body<'_> {
+    fn record(&self) -> &memory::Record {
+        match self {
+            Body::Stored(r) => r,
+            Body::Read(r) => r,
+        }
+    }
+}
+
+impl PartialEq for Body<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.record().view() == other.record().view()
+    }
+}
+
+/// One record.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Record<'a> {
     /// A new user with its creation sequence number (its place in the list).
-    Create(UserId, u64, Put<'a>),
+    Create(UserId, u64, Body<'a>),
     /// A user's whole new state.
-    Update(UserId, Put<'a>),
+    Update(UserId, Body<'a>),
     /// A user is gone.
     Delete(UserId),
     /// Bytes of this segment before `upto` were covered by a completed fdatasync when the
@@ -103,24 +119,16 @@ pub enum Record<'a> {
     },
 }
 
-impl<'a> Put<'a> {
-    fn change(self) -> Change<'a> {
-        Change::Put {
-            doc: self.doc,
-            email_key: self.email_key,
-            version: self.version,
-        }
-    }
-}
-
 impl Record<'_> {
     /// Sets the state this record describes in `mem`; applying it again changes nothing.
     pub fn apply(&self, mem: &MemoryStore) {
-        match *self {
-            Record::Create(id, seq, p) => mem.apply(id, p.change(), Some(seq)),
-            Record::Update(id, p) => mem.apply(id, p.change(), None),
-            Record::Delete(id) => mem.apply(id, Change::Remove, None),
-            Record::SnapshotEnd { next_seq, .. } => mem.reserve_seq(next_seq),
+        match self {
+            Record::Create(_, seq, body) => {
+                mem.apply(&Change::Put(body.record().clone()), Some(*seq))
+            }
+            Record::Update(_, body) => mem.apply(&Change::Put(body.record().clone()), None),
+            Record::Delete(id) => mem.apply(&Change::Remove(*id), None),
+            Record::SnapshotEnd { next_seq, .. } => mem.reserve_seq(*next_seq),
             Record::Synced { .. } | Record::SnapshotBegin { .. } => {}
         }
     }
@@ -131,23 +139,17 @@ pub fn encode(out: &mut Vec<u8>, record: &Record<'_>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
     out.push(FORMAT_VERSION);
-    let put = |out: &mut Vec<u8>, p: &Put<'_>| {
-        out.extend_from_slice(&p.version.to_le_bytes());
-        out.extend_from_slice(&(p.email_key.len() as u16).to_le_bytes());
-        out.extend_from_slice(p.email_key.as_bytes());
-        out.extend_from_slice(p.doc);
-    };
     match record {
-        Record::Create(id, seq, p) => {
+        Record::Create(id, seq, body) => {
             out.push(OP_CREATE);
             out.extend_from_slice(&id.as_u128().to_be_bytes());
             out.extend_from_slice(&seq.to_le_bytes());
-            put(out, p);
+            body.record().encode(out);
         }
-        Record::Update(id, p) => {
+        Record::Update(id, body) => {
             out.push(OP_UPDATE);
             out.extend_from_slice(&id.as_u128().to_be_bytes());
-            put(out, p);
+            body.record().encode(out);
         }
         Record::Delete(id) => {
             out.push(OP_DELETE);
@@ -173,10 +175,9 @@ pub fn encode(out: &mut Vec<u8>, record: &Record<'_>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// The largest framed size of a record that stores a document of `doc_len` bytes with an
-/// email key of `key_len` bytes (a create's).
-pub fn framed_len(doc_len: usize, key_len: usize) -> usize {
-    HEADER_LEN + PREFIX_LEN + ID_LEN + 8 + 4 + 2 + key_len + doc_len
+/// The framed size of a create of `user` (an update's is 8 bytes less).
+pub fn framed_len(user: &memory::Record) -> usize {
+    HEADER_LEN + PREFIX_LEN + ID_LEN + 8 + user.encoded_len()
 }
 
 fn checksum(len: [u8; 4], payload: &[u8]) -> u32 {
@@ -215,16 +216,9 @@ impl<'a> Fields<'a> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 
-    fn put(&mut self) -> Option<Put<'a>> {
-        let version = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
-        let key_len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
-        let email_key = std::str::from_utf8(self.take(key_len.into())?).ok()?;
-        let doc = std::mem::take(&mut self.0);
-        Some(Put {
-            version,
-            email_key,
-            doc,
-        })
+    fn user(&mut self, id: UserId, seq: u64) -> Option<Body<'static>> {
+        let bytes = std::mem::take(&mut self.0);
+        memory::Record::decode(id, seq, bytes).ok().map(Body::Read)
     }
 
     /// Whatever is left must be nothing.
@@ -266,11 +260,11 @@ impl Header {
         let record = match op {
             OP_CREATE => (|| {
                 let (id, seq) = (f.id()?, f.u64()?);
-                Some(Record::Create(id, seq, f.put()?))
+                Some(Record::Create(id, seq, f.user(id, seq)?))
             })(),
             OP_UPDATE => (|| {
                 let id = f.id()?;
-                Some(Record::Update(id, f.put()?))
+                Some(Record::Update(id, f.user(id, 0)?))
             })(),
             OP_DELETE => f.id().and_then(|id| f.end(Record::Delete(id))),
             OP_SNAPSHOT_BEGIN => f
@@ -326,6 +320,7 @@ impl std::fmt::Display for Damage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::UserView;
 
     fn round_trip(record: Record<'_>) {
         let mut out = Vec::new();
@@ -335,20 +330,29 @@ mod tests {
         assert_eq!(header.decode(&out[HEADER_LEN..]), Ok(record));
     }
 
-    fn put<'a>(version: u32, email_key: &'a str, doc: &'a [u8]) -> Put<'a> {
-        Put {
+    fn user(id: UserId, version: u32, email: &str, key: &str) -> memory::Record {
+        let view = UserView {
+            id,
             version,
-            email_key,
-            doc,
-        }
+            created_at: "2026-12-04T03:29:13.123Z",
+            updated_at: "2026-12-04T03:29:13.124Z",
+            name: "Ann \\\"A\\\"",
+            email,
+            email_key: key,
+        };
+        memory::Record::new(&view, 0).unwrap()
     }
 
     #[test]
     fn every_record_type_round_trips() {
         let id = UserId::random();
-        round_trip(Record::Create(id, 42, put(1, "a@x", br#"{"id":"x"}"#)));
-        round_trip(Record::Create(id, u64::MAX, put(1, "", b"")));
-        round_trip(Record::Update(id, put(7, "\u{e9}@x", b"{}")));
+        let (a, b) = (
+            user(id, 1, "a@x", "a@x"),
+            user(id, 7, "\u{e9}@X", "\u{e9}@x"),
+        );
+        round_trip(Record::Create(id, 42, Body::Stored(&a)));
+        round_trip(Record::Create(id, u64::MAX, Body::Stored(&b)));
+        round_trip(Record::Update(id, Body::Stored(&b)));
         round_trip(Record::Delete(id));
         round_trip(Record::Synced { upto: 4096 });
         round_trip(Record::SnapshotBegin { covers: 7 });
@@ -359,28 +363,23 @@ mod tests {
     }
 
     #[test]
-    fn framed_len_bounds_what_encode_writes() {
+    fn framed_len_is_what_encode_writes() {
+        let id = UserId::random();
+        let a = user(id, 1, "abc", "abc");
         let mut out = Vec::new();
-        encode(
-            &mut out,
-            &Record::Create(UserId::random(), 3, put(1, "abc", &[b'a'; 100])),
-        );
-        assert_eq!(out.len(), framed_len(100, 3));
+        encode(&mut out, &Record::Create(id, 3, Body::Stored(&a)));
+        assert_eq!(out.len(), framed_len(&a));
         let mut out = Vec::new();
-        encode(
-            &mut out,
-            &Record::Update(UserId::random(), put(2, "abc", &[b'a'; 100])),
-        );
-        assert!(out.len() <= framed_len(100, 3));
+        encode(&mut out, &Record::Update(id, Body::Stored(&a)));
+        assert_eq!(out.len(), framed_len(&a) - 8);
     }
 
     #[test]
     fn the_checksum_covers_length_and_payload() {
+        let id = UserId::random();
+        let a = user(id, 1, "a@b", "a@b");
         let mut out = Vec::new();
-        encode(
-            &mut out,
-            &Record::Create(UserId::random(), 1, put(1, "a@b", b"{\"a\":1}")),
-        );
+        encode(&mut out, &Record::Create(id, 1, Body::Stored(&a)));
         for i in 0..out.len() {
             if (4..HEADER_LEN).contains(&i) {
                 continue; // the checksum itself
@@ -401,13 +400,14 @@ mod tests {
     #[test]
     fn a_record_of_the_wrong_shape_is_refused_by_op() {
         let id = UserId::random();
+        let idb = id.as_u128().to_be_bytes();
         for (op, body) in [
-            (OP_DELETE, [&id.as_u128().to_be_bytes()[..], b"x"].concat()),
+            (OP_DELETE, [&idb[..], b"x"].concat()),
             (OP_DELETE, vec![1, 2, 3]),
-            (OP_CREATE, id.as_u128().to_be_bytes().to_vec()),
+            (OP_CREATE, idb.to_vec()),
             (
                 OP_UPDATE,
-                [&id.as_u128().to_be_bytes()[..], &[1, 0, 0, 0, 9, 0]].concat(),
+                [&idb[..], &[1, 0, 0, 0, 9, 0, 0, 0, 0, 0]].concat(),
             ),
             (OP_SNAPSHOT_END, vec![1, 2, 3, 4, 5, 6, 7, 8]),
             (OP_SYNCED, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]),

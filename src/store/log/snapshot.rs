@@ -17,7 +17,7 @@
 use super::faults::CrashPoint;
 use super::files::{self, with_path};
 use super::fs::{Dir, FsFile, Open};
-use super::record::{self, Put, Record};
+use super::record::{self, Body, Record};
 use crate::store::MemoryStore;
 use std::io;
 use std::sync::Arc;
@@ -125,12 +125,8 @@ fn write(dir: &Dir, covers: u64, mem: &MemoryStore) -> io::Result<(u64, u64)> {
             if failed.is_err() {
                 return;
             }
-            let state = Put {
-                version: user.version,
-                email_key: user.email_key,
-                doc: user.doc,
-            };
-            record::encode(&mut out, &Record::Create(user.id, user.seq, state));
+            let record = Record::Create(user.id(), user.seq(), Body::Stored(user));
+            record::encode(&mut out, &record);
             users += 1;
             if out.len() >= 1 << 20 {
                 failed = flush(&mut out, &mut at);

@@ -2,10 +2,11 @@
 //! store end to end with its failure policy (`store`), and the helpers they share.
 
 use super::fs::{Dir, Open, RealFs};
-use super::record::{encode, Put, Record};
+use super::record::{encode, Body, Record};
 use super::recovery::{recover, Recovery};
 use super::*;
-use bytes::Bytes;
+use crate::store::memory;
+use crate::store::testing::TestUser;
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,19 +62,21 @@ impl Drop for TempDir {
     }
 }
 
-/// A unique email key for a test user (the one its document holds).
-pub(super) fn test_key(id: UserId) -> String {
-    format!("{id}@example.com")
-}
-
-pub(super) fn users(n: usize) -> Vec<(UserId, Vec<u8>)> {
+/// `n` users, each with an email of its own.
+pub(super) fn users(n: usize) -> Vec<TestUser> {
     (0..n)
         .map(|i| {
-            let id = UserId::random();
-            let doc = format!(r#"{{"id":"{id}","name":"user {i}","email":"{id}@example.com"}}"#);
-            (id, doc.into_bytes())
+            let mut u = TestUser::new(&format!("user {i}"), "");
+            u.email = format!("{}@example.com", u.id);
+            u.email_key = u.email.clone();
+            u
         })
         .collect()
+}
+
+/// The store's record of `user`.
+pub(super) fn record_of(user: &TestUser) -> memory::Record {
+    memory::Record::new(&user.view(), seq_of(user.id)).unwrap()
 }
 
 /// The framed size of a `synced` record.
@@ -83,21 +86,19 @@ pub(super) const MARK_LEN: usize = 18;
 /// appends them (a `synced` record saying the batches before were fsynced, then the create),
 /// and the offset where each batch starts. Sequence numbers are random, as a log that a
 /// snapshot covers in part would have them.
-pub(super) fn log_of(users: &[(UserId, Vec<u8>)]) -> (Vec<u8>, Vec<usize>) {
+pub(super) fn log_of(users: &[TestUser]) -> (Vec<u8>, Vec<usize>) {
     let (mut log, mut starts) = (Vec::new(), Vec::new());
-    for (id, doc) in users {
+    for user in users {
         starts.push(log.len());
         if !log.is_empty() {
             let upto = log.len() as u64;
             encode(&mut log, &Record::Synced { upto });
         }
-        let key = test_key(*id);
-        let put = Put {
-            version: 1,
-            email_key: &key,
-            doc,
-        };
-        encode(&mut log, &Record::Create(*id, seq_of(*id), put));
+        let record = record_of(user);
+        encode(
+            &mut log,
+            &Record::Create(user.id, seq_of(user.id), Body::Stored(&record)),
+        );
     }
     (log, starts)
 }
@@ -108,23 +109,13 @@ pub(super) fn seq_of(id: UserId) -> u64 {
 }
 
 /// Puts a test user straight into `mem`, as recovery would.
-pub(super) fn put_into(mem: &MemoryStore, id: UserId, doc: &[u8]) {
-    let key = test_key(id);
-    let change = crate::store::memory::Change::Put {
-        doc,
-        email_key: &key,
-        version: 1,
-    };
-    mem.apply(id, change, Some(seq_of(id)));
+pub(super) fn put_into(mem: &MemoryStore, user: &TestUser) {
+    mem.apply(&memory::Change::Put(record_of(user)), Some(seq_of(user.id)));
 }
 
 /// The write that creates a test user.
-pub(super) fn create(user: &(UserId, Vec<u8>)) -> Write {
-    Write::Create {
-        id: user.0,
-        email_key: test_key(user.0),
-        doc: Bytes::from(user.1.clone()),
-    }
+pub(super) fn create(user: &TestUser) -> Write<'_> {
+    Write::Create(user.view())
 }
 
 pub(super) fn recover_into_fresh(
@@ -144,14 +135,16 @@ pub(super) fn refusal(dir: &TempDir) -> String {
     }
 }
 
-pub(super) fn assert_holds_exactly(mem: &MemoryStore, users: &[(UserId, Vec<u8>)]) {
+pub(super) fn assert_holds_exactly(mem: &MemoryStore, users: &[TestUser]) {
     assert_eq!(mem.len(), users.len());
-    for (id, doc) in users {
+    for user in users {
         assert_eq!(
-            mem.get_now(*id).map(|s| s.doc).as_deref(),
-            Some(&doc[..]),
-            "user {id}"
+            mem.get_now(user.id, TestUser::of).as_ref(),
+            Some(user),
+            "user {}",
+            user.id
         );
+        assert_eq!(mem.emails().holder(&user.email_key), Some(user.id));
     }
 }
 

@@ -26,12 +26,13 @@
 //! taken after a rotation holds every record of the segments before it.
 
 use super::fs::{Dir, FsFile, Open};
-use super::record::{self, Put, Record};
+use super::record::{self, Body, Record};
 use super::snapshot::{Failed, Taken};
 use super::sync::{Synced, Syncers, IN_FLIGHT};
 use super::{Options, SyncMode};
-use crate::store::memory::MemoryStore;
-use crate::store::{Outage, StoreError, Write};
+use crate::store::memory::emails::Claim;
+use crate::store::memory::{Change, MemoryStore};
+use crate::store::{Outage, StoreError};
 use crate::users::id::UserId;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -51,44 +52,26 @@ pub type Ack = oneshot::Sender<Result<(), StoreError>>;
 /// A write taken into a batch, as it is logged and applied: creates get their sequence
 /// number here, in log order.
 struct Logged {
-    write: Write,
+    change: Change,
     seq: Option<u64>,
+    /// What its admission claimed.
+    claim: Claim,
 }
 
 impl Logged {
     fn record(&self) -> Record<'_> {
-        match &self.write {
-            Write::Create { id, email_key, doc } => Record::Create(
-                *id,
-                self.seq.unwrap_or_default(),
-                Put {
-                    version: 1,
-                    email_key,
-                    doc,
-                },
-            ),
-            Write::Update {
-                id,
-                expected,
-                email_key,
-                doc,
-            } => Record::Update(
-                *id,
-                Put {
-                    version: expected.wrapping_add(1),
-                    email_key,
-                    doc,
-                },
-            ),
-            Write::Delete { id, .. } => Record::Delete(*id),
+        match (&self.change, self.seq) {
+            (Change::Put(r), Some(seq)) => Record::Create(r.id(), seq, Body::Stored(r)),
+            (Change::Put(r), None) => Record::Update(r.id(), Body::Stored(r)),
+            (Change::Remove(id), _) => Record::Delete(*id),
         }
     }
 }
 
 /// What the store asks of the writer.
 pub enum Job {
-    /// Log and apply a write.
-    Write(Write, Ack),
+    /// Log and apply a change decided on a version (`None` for a create).
+    Write(Change, Option<u32>, Ack),
     /// Commit what is queued, fsync, wait for a running snapshot, and stop.
     Close,
     /// An fsync thread finished one of its fsyncs.
@@ -217,9 +200,9 @@ impl Writer {
     }
 
     /// Takes a write into `batch`, or refuses it at once: a stale version, a taken email.
-    fn accept(&mut self, write: Write, ack: Ack, batch: &mut Batch) {
-        let id = write.id();
-        let create = matches!(write, Write::Create { .. });
+    fn accept(&mut self, change: Change, expected: Option<u32>, ack: Ack, batch: &mut Batch) {
+        let id = change.id();
+        let create = expected.is_none();
         // A create's id is fresh (a random UUID the rules just made): no user has it, and no
         // other write can name it before the create is answered, so it needs no lookup and no
         // place among the changes in flight.
@@ -228,8 +211,8 @@ impl Writer {
             Some(v) => *v,
             None => self.mem.version_now(id),
         };
-        match self.mem.admit(&write, current) {
-            Ok(()) => {}
+        let claim = match self.mem.admit(&change, expected, current) {
+            Ok(claim) => claim,
             Err(StoreError::Stale) if self.inflight.contains_key(&id) => {
                 self.waiting.entry(id).or_default().push(ack);
                 return;
@@ -238,15 +221,15 @@ impl Writer {
                 let _ = ack.send(Err(e));
                 return;
             }
-        }
+        };
         let seq = if create {
             self.next_seq += 1;
             Some(self.next_seq - 1)
         } else {
-            self.inflight.insert(id, write.version_after());
+            self.inflight.insert(id, change.version_after());
             None
         };
-        batch.push((Logged { write, seq }, ack));
+        batch.push((Logged { change, seq, claim }, ack));
     }
 
     /// Serves `jobs` until [`Job::Close`] or until every sender is gone.
@@ -256,7 +239,9 @@ impl Writer {
             let mut closing = false;
             for job in std::iter::once(first).chain(std::iter::from_fn(|| jobs.try_recv().ok())) {
                 match job {
-                    Job::Write(change, ack) => self.accept(change, ack, &mut batch),
+                    Job::Write(change, expected, ack) => {
+                        self.accept(change, expected, ack, &mut batch)
+                    }
                     Job::Close => closing = true,
                     Job::Synced(done) => self.synced(done),
                 }
@@ -376,10 +361,11 @@ impl Writer {
     fn apply(&mut self, batch: &mut Batch) {
         let applying = Instant::now();
         for (logged, _) in batch.iter() {
-            logged.record().apply(&self.mem);
+            (self.mem).apply_claimed(&logged.change, logged.seq, logged.claim);
             // The write is in memory now; a later one to the same user stays in flight.
-            let id = logged.write.id();
-            if logged.seq.is_none() && self.inflight.get(&id) == Some(&logged.write.version_after())
+            let id = logged.change.id();
+            if logged.seq.is_none()
+                && self.inflight.get(&id) == Some(&logged.change.version_after())
             {
                 self.inflight.remove(&id);
                 for waiter in self.waiting.remove(&id).unwrap_or_default() {
@@ -413,7 +399,7 @@ fn answer(batch: &mut Batch, result: Result<(), StoreError>) {
 /// (they will never be applied), and empties it.
 fn refuse(batch: &mut Batch, mem: &MemoryStore, why: Outage) {
     for (logged, _) in batch.iter() {
-        mem.unclaim(&logged.write);
+        mem.unclaim(&logged.change);
     }
     answer(batch, Err(StoreError::Unavailable(why)));
 }

@@ -1,4 +1,4 @@
-//! The email index: which user holds each email, so that emails stay unique.
+//! The email index: which user holds each email key, so that emails stay unique.
 //!
 //! Keys are [`crate::users::email_key`]s (trimmed, lowercased). Clients choose them, so both
 //! the shard and the slot inside it come from std's randomly keyed SipHash: a client cannot
@@ -6,10 +6,9 @@
 //!
 //! # Shape
 //!
-//! A user costs a 24-byte slot (its id, and where its key lies) in a shard's hash table, plus
-//! the key's bytes appended to the shard's key buffer: no allocation per email. A released
-//! key's bytes stay until most of the buffer is garbage, then the live keys are copied into a
-//! fresh one (each copy pays for itself in the releases that made the garbage).
+//! A slot is the holder's [`Record`] (a pointer), which holds the key: an email costs 8 bytes
+//! of table and no copy of the key. Lookups compare the key in the record, so a claim is
+//! exact, never a guess from a hash.
 //!
 //! # Locking
 //!
@@ -19,90 +18,26 @@
 //! writer thread), so the claims and releases of one user never interleave. A caller that
 //! holds a store shard lock takes this one inside it, never the other way round.
 
+use super::record::Record;
 use crate::users::id::UserId;
 use hashbrown::HashTable;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 
-/// A key's holder and where the key's bytes lie in its shard's buffer. The id is two words so
-/// that the slot aligns to 8 bytes (24 in all) rather than to `u128`'s 16 (32).
-#[derive(Clone, Copy)]
-struct Slot {
-    hi: u64,
-    lo: u64,
-    at: u32,
-    len: u32,
-}
-
-impl Slot {
-    fn id(&self) -> UserId {
-        UserId::from_u128((u128::from(self.hi) << 64) | u128::from(self.lo))
-    }
-
-    fn set_id(&mut self, id: UserId) {
-        let v = id.as_u128();
-        (self.hi, self.lo) = ((v >> 64) as u64, v as u64);
-    }
-}
-
-/// One shard: the table and the bytes of its keys.
-#[derive(Default)]
-struct Keys {
-    table: HashTable<Slot>,
-    bytes: Vec<u8>,
-    /// Bytes of `bytes` that belong to no slot any more.
-    garbage: usize,
-}
-
-fn key_of<'a>(bytes: &'a [u8], slot: &Slot) -> &'a [u8] {
-    &bytes[slot.at as usize..(slot.at + slot.len) as usize]
-}
-
-impl Keys {
-    fn find(&self, hash: u64, key: &[u8]) -> Option<&Slot> {
-        let bytes = &self.bytes;
-        self.table.find(hash, |s| key_of(bytes, s) == key)
-    }
-
-    fn insert(&mut self, hasher: &RandomState, hash: u64, key: &[u8], id: UserId) {
-        let at = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(key);
-        let mut slot = Slot {
-            hi: 0,
-            lo: 0,
-            at,
-            len: key.len() as u32,
-        };
-        slot.set_id(id);
-        let bytes = &self.bytes;
-        self.table
-            .insert_unique(hash, slot, |s| hasher.hash_one(key_of(bytes, s)));
-    }
-
-    fn remove(&mut self, hash: u64, key: &[u8], id: UserId) {
-        let bytes = &self.bytes;
-        if let Ok(entry) = self.table.find_entry(hash, |s| key_of(bytes, s) == key) {
-            if entry.get().id() == id {
-                entry.remove();
-                self.garbage += key.len();
-            }
-        }
-        if self.garbage > 4096 && self.garbage * 2 > self.bytes.len() {
-            let mut fresh = Vec::with_capacity(self.bytes.len() - self.garbage);
-            for slot in self.table.iter_mut() {
-                let at = fresh.len() as u32;
-                fresh.extend_from_slice(key_of(&self.bytes, slot));
-                slot.at = at;
-            }
-            (self.bytes, self.garbage) = (fresh, 0);
-        }
-    }
+/// What a successful claim did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free: its slot points at the claiming record now.
+    New,
+    /// The user held the key already: its slot points at the user's record as it stands,
+    /// until the claiming record is applied.
+    Held,
 }
 
 /// A shard of the index on its own cache lines.
 #[repr(align(128))]
-struct Padded(Mutex<Keys>);
+struct Padded(Mutex<HashTable<Record>>);
 
 /// Email keys to the users that hold them; see the module docs.
 pub struct EmailIndex {
@@ -124,7 +59,7 @@ impl EmailIndex {
 
     /// The key's hash and its shard, locked. The table inside uses the hash's low bits for
     /// the bucket and its top seven for tags, so the shard takes bits from the middle.
-    fn shard(&self, key: &str) -> (u64, MutexGuard<'_, Keys>) {
+    fn shard(&self, key: &str) -> (u64, MutexGuard<'_, HashTable<Record>>) {
         let hash = self.hasher.hash_one(key.as_bytes());
         let i = (hash >> 32) as usize & (self.shards.len() - 1);
         // No operation panics half-way through a table update, so a poisoned lock is sound.
@@ -132,92 +67,124 @@ impl EmailIndex {
         (hash, shard)
     }
 
-    /// Gives `key` to `id` unless another user holds it. Returns true if and only if `id`
-    /// holds it afterwards.
-    pub fn claim(&self, key: &str, id: UserId) -> bool {
-        let (hash, mut shard) = self.shard(key);
-        if let Some(slot) = shard.find(hash, key.as_bytes()) {
-            return slot.id() == id;
-        }
-        shard.insert(&self.hasher, hash, key.as_bytes(), id);
-        true
+    fn rehash(&self) -> impl Fn(&Record) -> u64 + '_ {
+        move |r| self.hasher.hash_one(r.email_key().as_bytes())
     }
 
-    /// Gives `key` to `id` whoever held it (replaying the log, which is the truth).
-    pub fn assign(&self, key: &str, id: UserId) {
+    /// Gives `record`'s key to its user unless another user holds it; `None` if another
+    /// does. (If the user held it already, the slot keeps the record it has until
+    /// [`EmailIndex::assign`].)
+    pub fn claim(&self, record: &Record) -> Option<Claim> {
+        let key = record.email_key();
         let (hash, mut shard) = self.shard(key);
-        let bytes = &shard.bytes;
-        let found = shard
-            .table
-            .find(hash, |s| key_of(bytes, s) == key.as_bytes())
-            .copied();
-        match found {
-            Some(slot) if slot.id() == id => {}
-            Some(_) => {
-                let Keys { table, bytes, .. } = &mut *shard;
-                if let Some(slot) = table.find_mut(hash, |s| key_of(bytes, s) == key.as_bytes()) {
-                    slot.set_id(id);
-                }
+        if let Some(holder) = shard.find(hash, |r| r.email_key() == key) {
+            return (holder.id() == record.id()).then_some(Claim::Held);
+        }
+        shard.insert_unique(hash, record.clone(), self.rehash());
+        Some(Claim::New)
+    }
+
+    /// Gives `record`'s key to its user whoever held it (the log is the truth when it is
+    /// replayed), the slot pointing at `record` from now on.
+    pub fn assign(&self, record: &Record) {
+        let key = record.email_key();
+        let (hash, mut shard) = self.shard(key);
+        match shard.find_mut(hash, |r| r.email_key() == key) {
+            Some(slot) => *slot = record.clone(),
+            None => {
+                shard.insert_unique(hash, record.clone(), self.rehash());
             }
-            None => shard.insert(&self.hasher, hash, key.as_bytes(), id),
         }
     }
 
-    /// Lets `key` go if `id` holds it.
+    /// Lets `key` go if user `id` holds it.
     pub fn release(&self, key: &str, id: UserId) {
         let (hash, mut shard) = self.shard(key);
-        shard.remove(hash, key.as_bytes(), id);
+        if let Ok(entry) = shard.find_entry(hash, |r| r.email_key() == key && r.id() == id) {
+            entry.remove();
+        }
+    }
+
+    /// Lets `record`'s key go if the slot holds this very record (a claim never applied);
+    /// returns true if and only if it did.
+    pub fn release_claim(&self, record: &Record) -> bool {
+        let key = record.email_key();
+        let (hash, mut shard) = self.shard(key);
+        match shard.find_entry(hash, |r| r.same(record)) {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The user holding `key`, if any.
     pub fn holder(&self, key: &str) -> Option<UserId> {
         let (hash, shard) = self.shard(key);
-        shard.find(hash, key.as_bytes()).map(Slot::id)
+        shard.find(hash, |r| r.email_key() == key).map(Record::id)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::UserView;
+
+    fn record(key: &str) -> Record {
+        let view = UserView {
+            id: UserId::random(),
+            version: 1,
+            created_at: "2026-12-04T03:29:13.123Z",
+            updated_at: "2026-12-04T03:29:13.123Z",
+            name: "n",
+            email: key,
+            email_key: key,
+        };
+        Record::new(&view, 1).unwrap()
+    }
 
     #[test]
     fn a_key_has_one_holder_until_released() {
         let idx = EmailIndex::new(4);
-        let (a, b) = (UserId::random(), UserId::random());
-        assert!(idx.claim("x@y", a));
-        assert!(idx.claim("x@y", a));
-        assert!(!idx.claim("x@y", b));
-        idx.release("x@y", b);
-        assert_eq!(idx.holder("x@y"), Some(a));
-        idx.release("x@y", a);
-        assert!(idx.claim("x@y", b));
-        idx.assign("x@y", a);
-        assert_eq!(idx.holder("x@y"), Some(a));
+        let (a, b) = (record("x@y"), record("x@y"));
+        assert_eq!(idx.claim(&a), Some(Claim::New));
+        assert_eq!(idx.claim(&a), Some(Claim::Held));
+        assert_eq!(idx.claim(&b), None);
+        idx.release("x@y", b.id());
+        assert_eq!(idx.holder("x@y"), Some(a.id()));
+        idx.release("x@y", a.id());
+        assert_eq!(idx.claim(&b), Some(Claim::New));
+        idx.assign(&a);
+        assert_eq!(idx.holder("x@y"), Some(a.id()));
+        assert!(!idx.release_claim(&b));
+        assert!(idx.release_claim(&a));
+        assert_eq!(idx.holder("x@y"), None);
     }
 
-    /// Many keys claimed and released (so the buffers compact and the tables grow): every
-    /// live key keeps its holder, every released one is free.
+    /// Many keys claimed and released (so the tables grow and shrink): every live key keeps
+    /// its holder, every released one is free.
     #[test]
-    fn keys_survive_growth_and_compaction() {
+    fn keys_survive_growth() {
         let idx = EmailIndex::new(2);
-        let users: Vec<(String, UserId)> = (0..20_000)
-            .map(|i| (format!("user{i}@example.com"), UserId::random()))
+        let users: Vec<Record> = (0..20_000)
+            .map(|i| record(&format!("user{i}@example.com")))
             .collect();
-        for (key, id) in &users {
-            assert!(idx.claim(key, *id));
+        for r in &users {
+            assert_eq!(idx.claim(r), Some(Claim::New));
         }
-        for (key, id) in users.iter().step_by(3) {
-            idx.release(key, *id);
+        for r in users.iter().step_by(3) {
+            idx.release(r.email_key(), r.id());
         }
-        for (i, (key, id)) in users.iter().enumerate() {
-            let expected = (i % 3 != 0).then_some(*id);
-            assert_eq!(idx.holder(key), expected, "{key}");
+        for (i, r) in users.iter().enumerate() {
+            let expected = (i % 3 != 0).then_some(r.id());
+            assert_eq!(idx.holder(r.email_key()), expected, "{i}");
         }
-        for (key, id) in users.iter().step_by(3) {
-            assert!(idx.claim(key, *id));
+        for r in users.iter().step_by(3) {
+            assert_eq!(idx.claim(r), Some(Claim::New));
         }
-        for (key, id) in &users {
-            assert_eq!(idx.holder(key), Some(*id));
+        for r in &users {
+            assert_eq!(idx.holder(r.email_key()), Some(r.id()));
         }
     }
 }

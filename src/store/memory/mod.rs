@@ -1,21 +1,23 @@
-//! The in-memory store: users sharded across N `RwLock`ed hash maps.
+//! The in-memory store: users sharded across N `RwLock`ed hash tables.
 //!
 //! # Shape
 //!
+//! - **Records** (`record.rs`). A user is one immutable, reference-counted allocation: the
+//!   fields of its document (strings already JSON-escaped) and its email key. A replaced or
+//!   deleted user's record is freed once nothing refers to it: memory follows the live users,
+//!   whatever the history of writes, and there is no arena to compact.
 //! - **Shards** (`shard.rs`). N (a power of two) independently locked shards, each padded to
 //!   its own cache lines so that two cores writing neighbouring shards do not fight over one
 //!   line. A user's shard comes straight from the random bits of its id: ids are random v4
 //!   UUIDs made by userd, so no SipHash (or any hashing) is needed to spread them, and a
-//!   client cannot pick ids to crowd one shard since clients never choose ids.
-//! - **Index.** Each shard maps an id (16 bytes) to where its record lies (8 bytes).
-//! - **Arena** (`arena.rs`). Records (a small head, the JSON document, the email key) are
-//!   appended to the shard's chunks and read back by refcount. An update appends the new
-//!   record and leaves the old one in the arena, unreachable.
-//! - **Creation order.** Each shard keeps `(sequence number, id)` of its users in creation
-//!   order (24 bytes a user); a delete marks its entry gone and a shard compacts once most are
-//!   gone. Sequence numbers come from one counter, taken under the user's shard lock, so a
-//!   page of the list is a binary search per shard and a merge (see [`MemoryStore::list_now`]).
-//! - **Emails** ([`emails`]). A separate, SipHash-keyed index holds who has which email.
+//!   client cannot pick ids to crowd one shard since clients never choose ids. Each shard has
+//!   an id index (a pointer to the record a user) and its users in creation order (a sequence
+//!   number and a pointer a user).
+//! - **Emails** ([`emails`]). A separate, SipHash-keyed index of pointers to the records
+//!   holding each email key.
+//!
+//! A read renders what it needs from the record under the shard's read lock: no reference
+//! count is touched on the read path.
 //!
 //! # One write path
 //!
@@ -27,22 +29,25 @@
 //!
 //! # Locking
 //!
-//! Every method takes at most one shard lock (a write that claims or lets go of an email also
-//! takes an email shard's lock inside it, always in that order), never holds it across an
-//! `.await` (the methods are synchronous under their async face) and never while serializing:
-//! documents arrive already serialized. When a shard's map grows it rehashes under that
-//! shard's write lock only; the other N-1 shards go on serving.
+//! Every method takes at most one shard lock at a time (a write that claims or lets go of an
+//! email also takes an email shard's lock inside it, always in that order), never holds it
+//! across an `.await` (the methods are synchronous under their async face). When a shard's
+//! table grows it rehashes under that shard's write lock only; the other N-1 shards go on
+//! serving. A page of the list takes one shard's read lock at a time.
 
-mod arena;
 pub mod emails;
+mod record;
 mod shard;
 
-use super::{Outage, Page, StoreError, Stored, UserStore, Write};
+pub use record::{Malformed, Record};
+
+use super::{check, Outage, StoreError, UserStore, UserView, Write};
 use crate::users::id::UserId;
 use crate::users::page::Cursor;
-use bytes::Bytes;
-use emails::EmailIndex;
-use shard::{Key, Shard, GONE};
+use emails::{Claim, EmailIndex};
+use shard::{bits, Shard};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::future::{ready, Future};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -63,48 +68,41 @@ pub struct MemoryStore {
     emails: EmailIndex,
 }
 
-/// A change to one user, borrowed from a [`Write`] or from a log record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change<'a> {
-    /// The user's whole document, its version and its email key.
-    Put {
-        /// The JSON document.
-        doc: &'a [u8],
-        /// The uniqueness key of its email.
-        email_key: &'a str,
-        /// The version the document holds.
-        version: u32,
-    },
+/// A change to one user, ready to apply: its new record, or its removal.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// The user's whole new state.
+    Put(Record),
     /// The user is gone.
-    Remove,
+    Remove(UserId),
 }
 
-impl<'a> Change<'a> {
-    /// What `write` changes.
-    pub fn of(write: &'a Write) -> Self {
-        match (write.doc(), write.claims(), write.version_after()) {
-            (Some(doc), Some(email_key), Some(version)) => Change::Put {
-                doc,
-                email_key,
-                version,
-            },
-            _ => Change::Remove,
+impl Change {
+    /// The record `write` stores, or the removal it makes.
+    pub fn of(write: &Write<'_>) -> Result<Change, StoreError> {
+        match write.user() {
+            Some(user) => Record::new(user, 0)
+                .map(Change::Put)
+                .map_err(|Malformed| StoreError::Unavailable(Outage::TooLarge)),
+            None => Ok(Change::Remove(write.id())),
         }
     }
-}
 
-/// One user as a walk of the store sees it.
-pub struct Walked<'a> {
-    /// The user's id.
-    pub id: UserId,
-    /// Its creation sequence number.
-    pub seq: u64,
-    /// Its version.
-    pub version: u32,
-    /// Its JSON document.
-    pub doc: &'a [u8],
-    /// The uniqueness key of its email.
-    pub email_key: &'a str,
+    /// The user the change is about.
+    pub fn id(&self) -> UserId {
+        match self {
+            Change::Put(r) => r.id(),
+            Change::Remove(id) => *id,
+        }
+    }
+
+    /// The user's version once the change is applied (`None`: gone).
+    pub fn version_after(&self) -> Option<u32> {
+        match self {
+            Change::Put(r) => Some(r.version()),
+            Change::Remove(_) => None,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -151,92 +149,106 @@ impl MemoryStore {
         self.next_seq.fetch_max(next, Ordering::Relaxed);
     }
 
-    fn shard(&self, key: Key) -> &RwLock<Shard> {
-        // Bits 32.. of the mix choose the shard; the map inside hashes with the low bits and
-        // tags with the top seven, so the bits that are equal within a shard are unused there.
-        &self.shards[((key.mix() >> 32) & self.mask) as usize].0
+    fn shard(&self, id: UserId) -> &RwLock<Shard> {
+        // Bits 32.. of the id's random bits choose the shard; the table inside hashes with the
+        // low bits and tags with the top seven, so the bits equal within a shard are unused.
+        &self.shards[((bits(id) >> 32) & self.mask) as usize].0
     }
 
-    /// Looks a user up. Takes the shard's read lock for one map probe and one refcount bump.
+    /// Calls `f` with user `id`, if it exists, under the shard's read lock: one table probe,
+    /// no copy, no reference count.
     #[inline]
-    pub fn get_now(&self, id: UserId) -> Option<Stored> {
-        let key = Key::of(id);
-        let shard = read(self.shard(key));
-        shard.index.get(&key).map(|&loc| {
-            let (doc, version) = shard.arena.read(loc);
-            Stored { doc, version }
-        })
+    pub fn get_now<R>(&self, id: UserId, f: impl FnOnce(UserView<'_>) -> R) -> Option<R> {
+        let shard = read(self.shard(id));
+        shard.find(id).map(|r| f(r.view()))
     }
 
     /// The version of a user, if it exists.
     pub fn version_now(&self, id: UserId) -> Option<u32> {
-        let key = Key::of(id);
-        read(self.shard(key)).version(key)
+        read(self.shard(id)).find(id).map(Record::version)
     }
 
-    /// Checks `write` against `current`, the user's version as it will be when the write
-    /// applies (`None`: no such user), and claims the email key it takes. The version check
-    /// and the email claim of every store built on this one happen here and nowhere else.
+    /// Checks a change decided on version `expected` (`None` for a create) against `current`,
+    /// the user's version as it will be when the change applies (`None`: no such user), and
+    /// claims the email key it takes. The version check and the email claim of every store
+    /// built on this one happen here and nowhere else.
     ///
     /// On success the key is held by the user until [`MemoryStore::apply`] (or
-    /// [`MemoryStore::unclaim`], if the write is abandoned).
-    pub fn admit(&self, write: &Write, current: Option<u32>) -> Result<(), StoreError> {
-        write.check(current)?;
-        match write.claims() {
-            Some(key) if !self.emails.claim(key, write.id()) => Err(StoreError::EmailTaken),
-            _ => Ok(()),
+    /// [`MemoryStore::unclaim`], if the change is abandoned); the [`Claim`] says whether
+    /// applying must point the key's slot at the new record.
+    pub fn admit(
+        &self,
+        change: &Change,
+        expected: Option<u32>,
+        current: Option<u32>,
+    ) -> Result<Claim, StoreError> {
+        check(expected, current)?;
+        match change {
+            Change::Put(record) => self.emails.claim(record).ok_or(StoreError::EmailTaken),
+            // A removal claims nothing; its key is let go when it applies.
+            Change::Remove(_) => Ok(Claim::Held),
         }
     }
 
-    /// Lets go of the email key an admitted write claimed, when it will never be applied (its
-    /// log write failed), unless the user held that key before.
-    pub fn unclaim(&self, write: &Write) {
-        let Some(key) = write.claims() else { return };
-        let id = write.id();
-        let k = Key::of(id);
-        let held = read(self.shard(k)).email_key(k) == Some(key);
-        if !held {
-            self.emails.release(key, id);
-        }
-    }
-
-    /// Applies a change to user `id` without checking it: a new user gets sequence number
-    /// `seq` (or the next one), its email key is given to it and the key it held before, if
-    /// another, is let go. Used once a write is admitted (and durable), and by recovery to
-    /// replay the log (which is the truth, so keys are assigned whoever held them); applying
-    /// a change twice changes nothing.
-    pub fn apply(&self, id: UserId, change: Change<'_>, seq: Option<u64>) {
-        let key = Key::of(id);
-        let mut shard = write_lock(self.shard(key));
-        if let Change::Put { email_key, .. } = change {
-            self.emails.assign(email_key, id);
-        }
-        self.apply_locked(&mut shard, key, change, seq);
-    }
-
-    /// [`MemoryStore::apply`] under the shard's lock, the email already claimed.
-    fn apply_locked(&self, shard: &mut Shard, key: Key, change: Change<'_>, seq: Option<u64>) {
-        let old = shard.email_key(key).map(str::to_owned);
-        let kept = match change {
-            Change::Put {
-                doc,
-                email_key,
-                version,
-            } => {
-                if shard.put(key, doc, email_key, version, || self.take_seq(seq)) {
-                    self.len.fetch_add(1, Ordering::Relaxed);
+    /// Gives back the email key an admitted change claimed, when it will never be applied
+    /// (its log write failed), unless the user holds that key as it stands.
+    pub fn unclaim(&self, change: &Change) {
+        let Change::Put(record) = change else { return };
+        if self.emails.release_claim(record) {
+            // The claim replaced nothing; if the user as it stands holds the same key, the
+            // slot goes back to its record.
+            let shard = read(self.shard(record.id()));
+            if let Some(current) = shard.find(record.id()) {
+                if current.email_key() == record.email_key() {
+                    self.emails.assign(current);
                 }
-                Some(email_key)
             }
-            Change::Remove => {
-                if shard.remove(key) {
+        }
+    }
+
+    /// Applies a change without checking it: a new user gets sequence number `seq` (or the
+    /// next one), its email key is given to it and the key it held before, if another, is let
+    /// go. Used once a change is admitted (and durable), and by recovery to replay the log
+    /// (which is the truth, so keys are assigned whoever held them); applying a change twice
+    /// changes nothing.
+    pub fn apply(&self, change: &Change, seq: Option<u64>) {
+        self.apply_claimed(change, seq, Claim::Held);
+    }
+
+    /// [`MemoryStore::apply`] of a change whose [`MemoryStore::admit`] made `claim`: a new
+    /// claim's slot points at the record already.
+    pub fn apply_claimed(&self, change: &Change, seq: Option<u64>, claim: Claim) {
+        let mut shard = write_lock(self.shard(change.id()));
+        self.apply_locked(&mut shard, change, seq, claim);
+    }
+
+    /// [`MemoryStore::apply_claimed`] under the user's shard lock.
+    fn apply_locked(&self, shard: &mut Shard, change: &Change, seq: Option<u64>, claim: Claim) {
+        match change {
+            Change::Put(record) => {
+                let old = shard.put(record.clone(), || self.take_seq(seq));
+                match &old {
+                    None => {
+                        self.len.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(old) if old.email_key() != record.email_key() => {
+                        self.emails.release(old.email_key(), old.id());
+                    }
+                    Some(_) => {}
+                }
+                if claim == Claim::Held {
+                    self.emails.assign(record);
+                }
+                // The old record is freed here, under no lock but the shard's, once the slots
+                // that held it are replaced.
+                drop(old);
+            }
+            Change::Remove(id) => {
+                if let Some(old) = shard.remove(*id) {
                     self.len.fetch_sub(1, Ordering::Relaxed);
+                    self.emails.release(old.email_key(), old.id());
                 }
-                None
             }
-        };
-        if let Some(old) = old.filter(|old| Some(old.as_str()) != kept) {
-            self.emails.release(&old, key.id());
         }
     }
 
@@ -255,77 +267,87 @@ impl MemoryStore {
 
     /// The in-memory store's write: admitted and applied under the user's shard lock, so
     /// that no other write to the user comes between the check and the change.
-    pub fn write_now(&self, write: &Write) -> Result<(), StoreError> {
-        let key = Key::of(write.id());
-        let mut shard = write_lock(self.shard(key));
-        self.admit(write, shard.version(key))?;
-        self.apply_locked(&mut shard, key, Change::of(write), None);
+    pub fn write_now(&self, write: &Write<'_>) -> Result<(), StoreError> {
+        let change = Change::of(write)?;
+        let mut shard = write_lock(self.shard(change.id()));
+        let current = shard.find(change.id()).map(Record::version);
+        let claim = self.admit(&change, write.expected(), current)?;
+        self.apply_locked(&mut shard, &change, None, claim);
         Ok(())
     }
 
-    /// A version 1 user with no email claim (for benches and tests of the storage alone).
-    pub fn insert_now(&self, id: UserId, doc: &[u8]) {
-        let key = Key::of(id);
-        let mut shard = write_lock(self.shard(key));
-        if shard.put(key, doc, "", 1, || self.take_seq(None)) {
+    /// Calls `each` with up to `limit` users created after `after`, oldest first; returns the
+    /// next page's cursor if there are users after this page (see [`UserStore::list`]).
+    ///
+    /// A k-way merge of the shards' creation orders: one binary search per shard to find
+    /// where each starts, then one shard's read lock at a time, taken for the users it has
+    /// before the next shard's next one. A page touches O(limit + shards) entries, whatever
+    /// the store's size.
+    pub fn list_now(
+        &self,
+        after: Option<Cursor>,
+        limit: usize,
+        mut each: impl FnMut(UserView<'_>),
+    ) -> Option<Cursor> {
+        let after = after.map_or(0, |c| c.0);
+        // Each shard's next user: (its sequence number, the shard).
+        let mut heads = BinaryHeap::with_capacity(self.shards.len());
+        for (i, shard) in self.shards.iter().enumerate() {
+            let s = read(&shard.0);
+            let head = s.from(s.seek(after)).next().map(|(_, r)| r.seq());
+            if let Some(seq) = head {
+                heads.push(Reverse((seq, i)));
+            }
+        }
+        let (mut listed, mut last) = (0, after);
+        while let Some(Reverse((seq, i))) = heads.pop() {
+            let s = read(&self.shards[i].0);
+            let until = heads.peek().map_or(u64::MAX, |h| h.0 .0);
+            // Users created or deleted since the head was read are fine: seek again.
+            for (_, r) in s.from(s.seek(seq - 1)) {
+                if r.seq() > until {
+                    heads.push(Reverse((r.seq(), i)));
+                    break;
+                }
+                if listed == limit {
+                    return Some(Cursor(last));
+                }
+                each(r.view());
+                (listed, last) = (listed + 1, r.seq());
+            }
+            if listed == limit && !heads.is_empty() {
+                return Some(Cursor(last));
+            }
+        }
+        None
+    }
+
+    /// Calls `f` with every user of shard `shard` (below [`Self::shard_count`]) in creation
+    /// order. Holds the shard's read lock only to take a reference to each record (a refcount
+    /// each), never while `f` runs: writers to the shard wait for that, not for the walk (the
+    /// durable store's snapshots walk this way).
+    pub fn for_each_in_shard(&self, shard: usize, mut f: impl FnMut(&Record)) {
+        let records: Vec<Record> = read(&self.shards[shard].0).records().cloned().collect();
+        for r in &records {
+            f(r);
+        }
+    }
+
+    /// A user put straight in, with no email claim (for benches and tests of the storage).
+    pub fn insert_now(&self, user: &UserView<'_>) {
+        let Ok(record) = Record::new(user, 0) else {
+            return;
+        };
+        let mut shard = write_lock(self.shard(user.id));
+        if shard.put(record, || self.take_seq(None)).is_none() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Up to `limit` users created after `after`, oldest first; see [`UserStore::list`].
-    ///
-    /// Takes each shard's read lock in turn for a binary search and at most `limit + 1`
-    /// refcount bumps, then merges the shards' runs by sequence number: no document is parsed
-    /// or re-serialized.
-    pub fn list_now(&self, after: Option<Cursor>, limit: usize) -> Page {
-        let after = after.map_or(0, |c| c.0);
-        if limit == 0 {
-            return Page::default();
-        }
-        let mut found: Vec<(u64, Bytes)> = Vec::new();
-        for shard in self.shards.iter() {
-            let shard = read(&shard.0);
-            let from = shard.order.partition_point(|e| e.0 <= after);
-            let live = shard.order[from..].iter().filter(|e| e.1 != GONE);
-            for &(seq, key) in live.take(limit + 1) {
-                if let Some(&loc) = shard.index.get(&key) {
-                    found.push((seq, shard.arena.read(loc).0));
-                }
-            }
-        }
-        found.sort_unstable_by_key(|e| e.0);
-        let next = (found.len() > limit).then(|| Cursor(found[limit - 1].0));
-        found.truncate(limit);
-        Page {
-            docs: found.into_iter().map(|e| e.1).collect(),
-            next,
-        }
-    }
-
-    /// Calls `f` with every user of shard `shard` (below [`Self::shard_count`]) in creation
-    /// order. Holds the shard's read lock only to copy its live order entries with their
-    /// places (32 bytes a user) and share its arena (a refcount per segment, a copy of the open
-    /// part), never while `f` runs. So writers to the shard wait for a copy, not for the walk
-    /// (the durable store's snapshots walk this way).
-    pub fn for_each_in_shard(&self, shard: usize, mut f: impl FnMut(Walked<'_>)) {
-        let (entries, arena) = {
-            let s = read(&self.shards[shard].0);
-            let entries: Vec<_> = (s.order.iter())
-                .filter(|e| e.1 != GONE)
-                .filter_map(|&(seq, key)| s.index.get(&key).map(|&loc| (seq, key, loc)))
-                .collect();
-            (entries, s.arena.snapshot())
-        };
-        for (seq, key, loc) in entries {
-            let (doc, version) = arena.read(loc);
-            f(Walked {
-                id: key.id(),
-                seq,
-                version,
-                doc: &doc,
-                email_key: arena.key(loc),
-            });
-        }
+    /// Order entries of a shard, live and gone (for tests of the compaction).
+    #[cfg(test)]
+    fn order_len(&self, shard: usize) -> usize {
+        read(&self.shards[shard].0).order_len()
     }
 }
 
@@ -340,20 +362,35 @@ fn write_lock(lock: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
 }
 
 impl UserStore for MemoryStore {
-    fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send {
-        ready(Ok(self.get_now(id)))
+    fn get<R, F>(
+        &self,
+        id: UserId,
+        read: F,
+    ) -> impl Future<Output = Result<Option<R>, StoreError>> + Send
+    where
+        R: Send,
+        F: FnOnce(UserView<'_>) -> R + Send,
+    {
+        ready(Ok(self.get_now(id, read)))
     }
 
-    fn write(&self, write: Write) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn write<'a>(
+        &'a self,
+        write: Write<'a>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
         ready(self.write_now(&write))
     }
 
-    fn list(
+    fn list<F>(
         &self,
         after: Option<Cursor>,
         limit: usize,
-    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
-        ready(Ok(self.list_now(after, limit)))
+        each: F,
+    ) -> impl Future<Output = Result<Option<Cursor>, StoreError>> + Send
+    where
+        F: FnMut(UserView<'_>) + Send,
+    {
+        ready(Ok(self.list_now(after, limit, each)))
     }
 
     fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {

@@ -1,144 +1,108 @@
-//! One shard of the in-memory store: its id index, its arena and its creation order.
+//! One shard of the in-memory store: its users by id, and in creation order.
+//!
+//! Both hold [`Record`]s (a pointer each): the id index is a hashbrown table of records found
+//! by their ids' random bits, the creation order a vector of `(sequence number, record)`.
 
-use super::arena::{Arena, Loc, Meta};
+use super::record::Record;
 use crate::users::id::UserId;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-
-/// A map key: the id's 128 bits as two words, so that an entry aligns to 8 bytes (24 in all)
-/// rather than to `u128`'s 16 (32 in all).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct Key {
-    hi: u64,
-    lo: u64,
-}
-
-impl Key {
-    pub(super) fn of(id: UserId) -> Self {
-        let v = id.as_u128();
-        Key {
-            hi: (v >> 64) as u64,
-            lo: v as u64,
-        }
-    }
-
-    pub(super) fn id(self) -> UserId {
-        UserId::from_u128((u128::from(self.hi) << 64) | u128::from(self.lo))
-    }
-
-    /// 64 random bits of the id. The version nibble (in `hi`) and variant bits (in `lo`) sit
-    /// at different positions, so their xor has no fixed bit.
-    pub(super) fn mix(self) -> u64 {
-        self.hi ^ self.lo
-    }
-}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.mix());
-    }
-}
-
-/// A hasher that passes the id's random bits through: the ids are already uniformly random.
-#[derive(Default)]
-pub(super) struct IdBits(u64);
-
-impl Hasher for IdBits {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by `Key`; a plain FNV-1a keeps the hasher correct for any other input.
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// The key of an order entry whose user is gone (no v4 UUID is all zeros).
-pub(super) const GONE: Key = Key { hi: 0, lo: 0 };
+use hashbrown::HashTable;
 
 /// Entries of a shard's order past which, once most are gone, it is compacted.
 const COMPACT_AFTER: usize = 64;
 
-/// A shard: an id index over an arena, and the shard's users in creation order.
+/// A shard: an id index and its users in creation order.
 #[derive(Default)]
 pub(super) struct Shard {
-    pub(super) index: HashMap<Key, Loc, BuildHasherDefault<IdBits>>,
-    pub(super) arena: Arena,
-    /// This shard's users in creation order: (sequence number, id), the id [`GONE`] once the
-    /// user is deleted, until enough are gone to compact.
-    pub(super) order: Vec<(u64, Key)>,
-    /// Entries of `order` that are [`GONE`].
+    /// The users, by id.
+    index: HashTable<Record>,
+    /// The users in creation order, `None` once the user is deleted, until enough are gone to
+    /// compact. Sequence numbers increase along it.
+    order: Vec<(u64, Option<Record>)>,
+    /// Entries of `order` that are `None`.
     gone: usize,
 }
 
+/// The hash of an id in a shard's index: its random bits.
+pub(super) fn bits(id: UserId) -> u64 {
+    let v = id.as_u128();
+    ((v >> 64) as u64) ^ (v as u64)
+}
+
 impl Shard {
-    /// The user's version, if it exists.
-    pub(super) fn version(&self, key: Key) -> Option<u32> {
-        self.index
-            .get(&key)
-            .map(|&loc| self.arena.meta(loc).version)
+    /// The user's record, if it exists.
+    #[inline]
+    pub(super) fn find(&self, id: UserId) -> Option<&Record> {
+        self.index.find(bits(id), |r| r.id() == id)
     }
 
-    /// The email key the user holds, if it exists.
-    pub(super) fn email_key(&self, key: Key) -> Option<&str> {
-        self.index.get(&key).map(|&loc| self.arena.key(loc))
-    }
-
-    /// Stores `doc` (holding `version`, with `email_key`) for `key`: a new user gets `seq` and
-    /// an order entry; an existing one keeps its sequence number. Returns true if and only if
-    /// the user is new.
-    pub(super) fn put(
-        &mut self,
-        key: Key,
-        doc: &[u8],
-        email_key: &str,
-        version: u32,
-        seq: impl FnOnce() -> u64,
-    ) -> bool {
-        if let Some(loc) = self.index.get(&key).copied() {
-            let seq = self.arena.meta(loc).seq;
-            let loc = self.arena.push(doc, email_key, Meta { version, seq });
-            self.index.insert(key, loc);
-            return false;
+    /// Stores `record`: a new user gets the sequence number `seq` makes and an order entry; an
+    /// existing one keeps its sequence number and place. Returns the record it replaces.
+    pub(super) fn put(&mut self, record: Record, seq: impl FnOnce() -> u64) -> Option<Record> {
+        let id = record.id();
+        if let Some(slot) = self.index.find_mut(bits(id), |r| r.id() == id) {
+            record.set_seq(slot.seq());
+            let old = std::mem::replace(slot, record.clone());
+            if let Ok(at) = self.order.binary_search_by_key(&old.seq(), |e| e.0) {
+                self.order[at].1 = Some(record);
+            }
+            return Some(old);
         }
         let seq = seq();
-        let loc = self.arena.push(doc, email_key, Meta { version, seq });
-        self.index.insert(key, loc);
+        record.set_seq(seq);
+        self.index
+            .insert_unique(bits(id), record.clone(), |r| r.id_bits());
         // Sequence numbers reach a shard in increasing order, except when recovery replays a
         // record that a snapshot taken while it was written may lack: insert in place then.
         match self.order.last() {
             Some(&(last, _)) if last > seq => {
                 let at = self.order.partition_point(|e| e.0 < seq);
-                self.order.insert(at, (seq, key));
+                self.order.insert(at, (seq, Some(record)));
             }
-            _ => self.order.push((seq, key)),
+            _ => self.order.push((seq, Some(record))),
         }
-        true
+        None
     }
 
-    /// Removes `key`'s user. Returns true if and only if it existed.
-    pub(super) fn remove(&mut self, key: Key) -> bool {
-        let Some(loc) = self.index.remove(&key) else {
-            return false;
+    /// Removes user `id`; returns its record.
+    pub(super) fn remove(&mut self, id: UserId) -> Option<Record> {
+        let old = match self.index.find_entry(bits(id), |r| r.id() == id) {
+            Ok(entry) => entry.remove().0,
+            Err(_) => return None,
         };
-        let seq = self.arena.meta(loc).seq;
-        if let Ok(at) = self.order.binary_search_by_key(&seq, |e| e.0) {
-            self.order[at].1 = GONE;
-            self.gone += 1;
+        if let Ok(at) = self.order.binary_search_by_key(&old.seq(), |e| e.0) {
+            if self.order[at].1.take().is_some() {
+                self.gone += 1;
+            }
         }
         // Compact once most entries are gone, so a walk skips at most about as many as it
         // lists and the cost is spread over as many deletes as it reclaims.
         if self.gone > COMPACT_AFTER && self.gone * 2 > self.order.len() {
-            self.order.retain(|e| e.1 != GONE);
+            self.order.retain(|e| e.1.is_some());
+            self.order.shrink_to(self.order.len() * 2);
             self.gone = 0;
         }
-        true
+        Some(old)
+    }
+
+    /// Where in the order the first user created after sequence number `after` is.
+    pub(super) fn seek(&self, after: u64) -> usize {
+        self.order.partition_point(|e| e.0 <= after)
+    }
+
+    /// The live users from place `from` on, in creation order, with their places.
+    pub(super) fn from(&self, from: usize) -> impl Iterator<Item = (usize, &Record)> {
+        (self.order[from.min(self.order.len())..].iter().enumerate())
+            .filter_map(move |(i, e)| Some((from + i, e.1.as_ref()?)))
+    }
+
+    /// The users of the shard, in creation order.
+    pub(super) fn records(&self) -> impl Iterator<Item = &Record> {
+        self.order.iter().filter_map(|e| e.1.as_ref())
+    }
+
+    /// Order entries held, live and gone (for tests of the compaction).
+    #[cfg(test)]
+    pub(super) fn order_len(&self) -> usize {
+        self.order.len()
     }
 }

@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::store::log::fs::Open;
-use crate::store::log::record::Header;
+use crate::store::log::record::{Body, Header};
 use crate::store::log::simdisk::{self, Fate, SimDisk};
+use crate::store::testing::TestUser;
 use crate::store::UserStore;
 use crate::users::page::Cursor;
 use crate::users::{NewUser, Patch, Users};
@@ -41,7 +42,7 @@ fn a_hot_user_changed_by_many_clients_at_once_is_never_busy() {
         .unwrap();
     runtime.block_on(async {
         let user = NewUser::parse("Hot", "hot@x").unwrap();
-        let (id, _) = users.create(user).await.unwrap();
+        let id = users.create(user, |u| u.id).await.unwrap();
         let tasks: Vec<_> = (0..16)
             .map(|i| {
                 let users = users.clone();
@@ -49,7 +50,7 @@ fn a_hot_user_changed_by_many_clients_at_once_is_never_busy() {
                     for round in 0..5 {
                         let name = format!("client {i} round {round}");
                         let patch = Patch::parse(Some(&name), None).unwrap();
-                        users.update(id, patch, |_| true).await.unwrap();
+                        users.update(id, patch, |_| true, |_| ()).await.unwrap();
                     }
                 })
             })
@@ -57,7 +58,7 @@ fn a_hot_user_changed_by_many_clients_at_once_is_never_busy() {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(users.get(id).await.unwrap().version, 1 + 16 * 5);
+        assert_eq!(users.get(id, |u| u.version).await.unwrap(), 1 + 16 * 5);
     });
 }
 
@@ -107,14 +108,13 @@ fn sync_interval_does_not_spin_after_a_failed_fsync_or_a_full_disk() {
 /// marked clean. A restart that served them as they are, and appended after them, would lose
 /// them (and acknowledged writes after them) to the next power cut. Recovery makes what it
 /// serves durable before the store opens.
-/// Users whose documents each span a few simulated pages, so that a lost page loses one user.
-fn paged_users(n: usize) -> Vec<(UserId, Vec<u8>)> {
+/// Users whose records each span a few simulated pages, so that a lost page loses one user.
+fn paged_users(n: usize) -> Vec<TestUser> {
     let pad = "x".repeat(2 * simdisk::PAGE);
     (users(n).into_iter())
-        .map(|(id, doc)| {
-            let mut doc = String::from_utf8(doc).unwrap();
-            doc.insert_str(doc.len() - 1, &format!(r#","pad":"{pad}""#));
-            (id, doc.into_bytes())
+        .map(|mut u| {
+            u.name.push_str(&pad);
+            u
         })
         .collect()
 }
@@ -133,7 +133,7 @@ fn a_restart_after_a_failed_fsync_serves_only_what_is_on_the_disk() {
 
     // The restart reads the second user back from the cache and serves it...
     let store = LogStore::open(path, MemoryStore::new(2), on(&disk, SyncMode::Always)).unwrap();
-    assert!(store.memory().get_now(all[1].0).is_some());
+    assert!(store.memory().version_now(all[1].id).is_some());
     // ...and acknowledges a third after it.
     write(&store, create(&all[2])).unwrap();
     // A power cut that keeps nothing it need not.
@@ -156,7 +156,7 @@ fn a_restart_after_kill_9_serves_only_what_is_on_the_disk() {
     drop(store);
 
     let store = LogStore::open(path, MemoryStore::new(2), on(&disk, SyncMode::Always)).unwrap();
-    assert!(store.memory().get_now(all[0].0).is_some());
+    assert!(store.memory().version_now(all[0].id).is_some());
     disk.cut_now();
     let after = disk.after_power_cut_with(|_| Fate::Lost);
     let store = LogStore::open(path, MemoryStore::new(2), on(&after, SyncMode::Always)).unwrap();
@@ -176,13 +176,11 @@ fn a_lost_page_in_the_unsynced_tail_is_a_torn_tail_not_damage() {
     for user in &all[5..] {
         let upto = synced as u64;
         encode(&mut log, &Record::Synced { upto });
-        let key = test_key(user.0);
-        let put = Put {
-            version: 1,
-            email_key: &key,
-            doc: &user.1,
-        };
-        encode(&mut log, &Record::Create(user.0, seq_of(user.0), put));
+        let record = record_of(user);
+        encode(
+            &mut log,
+            &Record::Create(user.id, seq_of(user.id), Body::Stored(&record)),
+        );
     }
     let second = synced + (log.len() - synced) / 3;
     log[second..second + 40].fill(0);
@@ -206,31 +204,24 @@ fn a_snapshot_never_reaches_the_disk_ahead_of_its_segment() {
         fs: Arc::new(disk.clone()),
         path: "/data".into(),
     };
-    let (a, b) = (UserId::random(), UserId::random());
-    // Documents sized so that each record of segment 2 fills one simulated page exactly: an
-    // update's frame is 34 bytes and its key, a create's 8 more.
-    let doc = |email: &str, size: usize| -> &'static str {
-        let head = format!(r#"{{"email":"{email}","pad":""#);
-        let pad = "x".repeat(size - head.len() - 2);
-        Box::leak(format!(r#"{head}{pad}"}}"#).into_boxed_str())
-    };
+    // Names sized so that each record of segment 2 fills one simulated page exactly: an
+    // update's frame is 84 bytes beside the name and email, a create's 8 more.
     let page = simdisk::PAGE;
-    let (d1, d2, d3, d4) = (
-        doc("e1", 100),
-        doc("e2", page - 34),
-        doc("e3", page - 34),
-        doc("e2", page - 42),
-    );
-    let put = |version, email_key, doc: &'static str| Put {
-        version,
-        email_key,
-        doc: doc.as_bytes(),
+    let sized = |user: TestUser, frame: usize| {
+        let name = "x".repeat(page - frame - user.email.len());
+        TestUser { name, ..user }
     };
+    let a1 = TestUser::new("a", "e1");
+    let a2 = sized(a1.changed("a", "e2"), 84);
+    let a3 = sized(a2.changed("a", "e3"), 84);
+    let b1 = sized(TestUser::new("b", "e2"), 92);
+    let (a, b) = (a1.id, b1.id);
+    let body = |u: &TestUser| record_of(u);
     // Segment 1, on the disk: a has e1.
     let mut one = Vec::new();
-    encode(&mut one, &Record::Create(a, 1, put(1, "e1", d1)));
+    encode(&mut one, &Record::Create(a, 1, Body::Stored(&body(&a1))));
     disk.put(&dir.join(&files::segment_name(1)), &one);
-    // Segment 2, written but not fsynced (each record on its own pages): a moves to e2, then
+    // Segment 2, written but not fsynced (each record on its own page): a moves to e2, then
     // e3, and b takes e2.
     let two = dir
         .fs
@@ -238,9 +229,9 @@ fn a_snapshot_never_reaches_the_disk_ahead_of_its_segment() {
         .unwrap();
     dir.sync().unwrap();
     let mut bytes = Vec::new();
-    encode(&mut bytes, &Record::Update(a, put(2, "e2", d2)));
-    encode(&mut bytes, &Record::Update(a, put(3, "e3", d3)));
-    encode(&mut bytes, &Record::Create(b, 2, put(1, "e2", d4)));
+    encode(&mut bytes, &Record::Update(a, Body::Stored(&body(&a2))));
+    encode(&mut bytes, &Record::Update(a, Body::Stored(&body(&a3))));
+    encode(&mut bytes, &Record::Create(b, 2, Body::Stored(&body(&b1))));
     assert_eq!(bytes.len(), 3 * page, "one record a page");
     two.write_all_at(&bytes, 0).unwrap();
     // Memory has applied all of it (as the writer does before an fsync in these modes).
@@ -283,19 +274,16 @@ fn create_all(store: &LogStore, n: usize) -> Vec<UserId> {
         .iter()
         .map(|user| {
             write(store, create(user)).unwrap();
-            user.0
+            user.id
         })
         .collect()
 }
 
-/// The ids of a page of documents (the test users' documents hold their ids).
-fn ids_of(page: &[Bytes]) -> Vec<UserId> {
-    page.iter()
-        .map(|d| {
-            let v: serde_json::Value = serde_json::from_slice(d).unwrap();
-            UserId::parse(v["id"].as_str().unwrap()).unwrap()
-        })
-        .collect()
+/// The ids of a page of the list, and its cursor.
+fn page(mem: &MemoryStore, after: Option<Cursor>, limit: usize) -> (Vec<UserId>, Option<Cursor>) {
+    let mut ids = Vec::new();
+    let next = mem.list_now(after, limit, |u| ids.push(u.id));
+    (ids, next)
 }
 
 /// A snapshot taken after the newest users were deleted must carry the next sequence
@@ -306,7 +294,7 @@ fn sequence_numbers_are_not_reused_after_a_snapshot_when_the_newest_users_were_d
     let dir = TempDir::new("reuse");
     let store = open(&dir, Options::default());
     let ids = create_all(&store, 6);
-    let cursor = store.memory().list_now(None, 5).next.unwrap();
+    let cursor = page(store.memory(), None, 5).1.unwrap();
     for &id in &ids[4..] {
         write(&store, Write::Delete { id, expected: 1 }).unwrap();
     }
@@ -321,7 +309,7 @@ fn sequence_numbers_are_not_reused_after_a_snapshot_when_the_newest_users_were_d
 
     let store = open(&dir, Options::default());
     let late = create_all(&store, 1)[0];
-    let after: Vec<UserId> = ids_of(&store.memory().list_now(Some(cursor), 10).docs);
+    let after = page(store.memory(), Some(cursor), 10).0;
     assert_eq!(after, [late], "the cursor handed out before the restart");
 }
 
@@ -346,13 +334,13 @@ fn users_created_after_a_restart_list_after_every_older_user() {
         drop(store);
         let store = open(&dir, options);
         let new = create_all(&store, 3);
-        let all = ids_of(&store.memory().list_now(None, 100).docs);
+        let all = page(store.memory(), None, 100).0;
         assert_eq!(
             all,
             [&old[..17], &new[..]].concat(),
             "compact {compact_bytes}"
         );
-        let after = ids_of(&store.memory().list_now(Some(cursor), 100).docs);
+        let after = page(store.memory(), Some(cursor), 100).0;
         assert_eq!(after, new, "compact {compact_bytes}");
     }
 }

@@ -10,6 +10,7 @@
 
 use super::*;
 use crate::store::log::simdisk::{Rng, SimDisk};
+use crate::store::testing::TestUser;
 use crate::store::UserStore;
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,12 +18,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 /// One state of a user, as a write set it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct State {
-    version: u32,
-    email_key: String,
-    doc: Bytes,
-}
+type State = TestUser;
 
 /// How a write was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,67 +60,39 @@ fn outcome(result: &Result<(), StoreError>) -> Outcome {
     }
 }
 
-fn doc_for(id: UserId, version: u32, email: &str, pad: usize) -> Bytes {
-    let pad = "p".repeat(pad);
-    Bytes::from(format!(
-        r#"{{"id":"{id}","email":"{email}","version":{version},"pad":"{pad}"}}"#
-    ))
-}
-
 /// One writer: creates users of its own, patches and deletes them, with emails drawn from a
 /// small shared pool so that writers race for them.
 async fn writer(store: Arc<LogStore>, model: Arc<Model>, mut rng: Rng, ops: usize) {
-    let mut mine: Vec<(UserId, u32, String)> = Vec::new();
+    let mut mine: Vec<TestUser> = Vec::new();
     for _ in 0..ops {
         let email = format!("e{}@x", rng.below(10));
-        let pad = rng.below(900) as usize;
+        let name = "p".repeat(rng.below(900) as usize);
         let choice = if mine.is_empty() { 0 } else { rng.below(5) };
-        let (id, write, state) = match choice {
+        let (id, state, expected) = match choice {
             0 | 1 => {
-                let id = UserId::random();
-                let doc = doc_for(id, 1, &email, pad);
-                let state = State {
-                    version: 1,
-                    email_key: email.clone(),
-                    doc: doc.clone(),
-                };
-                let write = Write::Create {
-                    id,
-                    email_key: email.clone(),
-                    doc,
-                };
-                (id, write, Some(state))
+                let user = TestUser::new(&name, &email);
+                (user.id, Some(user), None)
             }
             2 | 3 => {
-                let (id, version, _) = mine[rng.below(mine.len() as u64) as usize].clone();
-                let doc = doc_for(id, version + 1, &email, pad);
-                let state = State {
-                    version: version + 1,
-                    email_key: email.clone(),
-                    doc: doc.clone(),
-                };
-                let write = Write::Update {
-                    id,
-                    expected: version,
-                    email_key: email.clone(),
-                    doc,
-                };
-                (id, write, Some(state))
+                let current = &mine[rng.below(mine.len() as u64) as usize];
+                let next = current.changed(&name, &email);
+                (current.id, Some(next), Some(current.version))
             }
             _ => {
-                let at = rng.below(mine.len() as u64) as usize;
-                let (id, version, _) = mine[at].clone();
-                (
-                    id,
-                    Write::Delete {
-                        id,
-                        expected: version,
-                    },
-                    None,
-                )
+                let current = &mine[rng.below(mine.len() as u64) as usize];
+                (current.id, None, Some(current.version))
             }
         };
-        let create = matches!(write, Write::Create { .. });
+        let write = match (&state, expected) {
+            (Some(user), None) => Write::Create(user.view()),
+            (Some(user), Some(expected)) => Write::Update {
+                expected,
+                user: user.view(),
+            },
+            (None, Some(expected)) => Write::Delete { id, expected },
+            (None, None) => unreachable!("a delete is decided on a version"),
+        };
+        let create = expected.is_none();
         let sent = model.tick();
         let result = store.write(write).await;
         let done = model.tick();
@@ -140,13 +108,13 @@ async fn writer(store: Arc<LogStore>, model: Arc<Model>, mut rng: Rng, ops: usiz
         match (outcome, state) {
             (Outcome::Unknown, _) => return, // the store has failed: nothing more is taken
             (Outcome::Refused, _) => {}
-            (Outcome::Acked, Some(s)) if create => mine.push((id, s.version, s.email_key)),
+            (Outcome::Acked, Some(s)) if create => mine.push(s),
             (Outcome::Acked, Some(s)) => {
-                if let Some(m) = mine.iter_mut().find(|m| m.0 == id) {
-                    (m.1, m.2) = (s.version, s.email_key);
+                if let Some(m) = mine.iter_mut().find(|m| m.id == id) {
+                    *m = s;
                 }
             }
-            (Outcome::Acked, None) => mine.retain(|m| m.0 != id),
+            (Outcome::Acked, None) => mine.retain(|m| m.id != id),
         }
     }
 }
@@ -210,11 +178,7 @@ fn power_cut_case(seed: u64, sync: SyncMode) {
     let users = model.users.lock().unwrap();
     let mut keys = HashMap::new();
     for (id, history) in users.iter() {
-        let got = mem.get_now(*id).map(|s| State {
-            version: s.version,
-            email_key: users_key(&s.doc),
-            doc: s.doc,
-        });
+        let got = mem.get_now(*id, TestUser::of);
         let allowed = allowed(history, sync);
         assert!(
             allowed.contains(&got),
@@ -241,12 +205,12 @@ fn power_cut_case(seed: u64, sync: SyncMode) {
     );
 
     // Creation order: a create acknowledged before another was sent lists before it.
-    let listed: Vec<UserId> = mem
-        .list_now(None, 10_000)
-        .docs
-        .iter()
-        .map(|d| users_id(d))
-        .collect();
+    let ids = |after, limit| {
+        let mut ids = Vec::new();
+        let next = mem.list_now(after, limit, |u| ids.push(u.id));
+        (ids, next)
+    };
+    let listed = ids(None, 10_000).0;
     let place: HashMap<UserId, usize> = listed.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     for (a, ha) in users.iter() {
         for (b, hb) in users.iter() {
@@ -260,41 +224,18 @@ fn power_cut_case(seed: u64, sync: SyncMode) {
 
     // A cursor from a first page, and a user created after the restart: the rest of the walk
     // is exactly the users after the cursor, the new one last.
-    let first = mem.list_now(None, listed.len() / 2 + 1);
-    let late = UserId::random();
-    let create = Write::Create {
-        id: late,
-        email_key: "late@x".into(),
-        doc: doc_for(late, 1, "late@x", 0),
-    };
-    runtime.block_on(recovered.write(create)).unwrap();
-    let all = mem.list_now(None, 10_000).docs;
-    assert_eq!(
-        all.last().map(|d| users_id(d)),
-        Some(late),
-        "seed {seed} {sync}"
-    );
-    if let Some(cursor) = first.next {
-        let rest = mem.list_now(Some(cursor), 10_000).docs;
-        assert_eq!(
-            rest,
-            all[first.docs.len()..],
-            "seed {seed} {sync}: the cursor"
-        );
+    let first = ids(None, listed.len() / 2 + 1);
+    let late = TestUser::new("late", "late@x");
+    runtime
+        .block_on(recovered.write(Write::Create(late.view())))
+        .unwrap();
+    let all = ids(None, 10_000).0;
+    assert_eq!(all.last(), Some(&late.id), "seed {seed} {sync}");
+    if let Some(cursor) = first.1 {
+        let rest = ids(Some(cursor), 10_000).0;
+        assert_eq!(rest, all[first.0.len()..], "seed {seed} {sync}: the cursor");
     }
     recovered.close();
-}
-
-/// The email key a test document holds.
-fn users_key(doc: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(doc).unwrap();
-    v["email"].as_str().unwrap().to_owned()
-}
-
-/// The id a test document holds.
-fn users_id(doc: &[u8]) -> UserId {
-    let v: serde_json::Value = serde_json::from_slice(doc).unwrap();
-    UserId::parse(v["id"].as_str().unwrap()).unwrap()
 }
 
 /// At least 1000 cuts in all: most with `--sync always`, whose promise is the strongest.

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::store::log::files;
-use crate::store::log::record::Put;
+use crate::store::log::record::Body;
 
 #[test]
 fn truncating_the_last_record_at_every_offset_keeps_exactly_the_complete_records() {
@@ -129,8 +129,8 @@ fn replay_over_a_snapshot_that_holds_part_of_the_segment_changes_nothing() {
     let all = users(30);
     let dir = TempDir::new("overlap");
     let mem = MemoryStore::new(4);
-    for (id, doc) in &all[..20] {
-        put_into(&mem, *id, doc);
+    for user in &all[..20] {
+        put_into(&mem, user);
     }
     fs::write(dir.segment(1), log_of(&all[..15]).0).unwrap();
     // Segment 2 began before the snapshot was taken: records 15..20 are in both.
@@ -151,24 +151,23 @@ fn replay_over_a_snapshot_that_holds_part_of_the_segment_changes_nothing() {
 fn updates_and_deletes_replay_to_the_same_state_twice_over() {
     let all = users(3);
     let mut log = log_of(&all).0;
-    let put = Put {
-        version: 2,
-        email_key: "moved@x",
-        doc: b"{\"v\":2}",
-    };
-    encode(&mut log, &Record::Update(all[0].0, put));
-    encode(&mut log, &Record::Delete(all[1].0));
+    let mut moved = all[0].changed("moved", "moved@x");
+    moved.email = "Moved@X".into();
+    moved.email_key = "moved@x".into();
+    encode(
+        &mut log,
+        &Record::Update(moved.id, Body::Stored(&record_of(&moved))),
+    );
+    encode(&mut log, &Record::Delete(all[1].id));
     let twice = [log.clone(), log].concat();
     let dir = TempDir::new("ops");
     fs::write(dir.segment(1), twice).unwrap();
     let (mem, _) = recover_into_fresh(&dir, false).unwrap();
-    assert_holds_exactly(&mem, &[(all[0].0, b"{\"v\":2}".to_vec()), all[2].clone()]);
-    assert_eq!(mem.version_now(all[0].0), Some(2));
+    assert_holds_exactly(&mem, &[moved.clone(), all[2].clone()]);
+    assert_eq!(mem.version_now(moved.id), Some(2));
     let emails = mem.emails();
-    assert_eq!(emails.holder("moved@x"), Some(all[0].0));
-    assert_eq!(emails.holder(&test_key(all[0].0)), None);
-    assert_eq!(emails.holder(&test_key(all[1].0)), None);
-    assert_eq!(emails.holder(&test_key(all[2].0)), Some(all[2].0));
+    assert_eq!(emails.holder(&all[0].email_key), None);
+    assert_eq!(emails.holder(&all[1].email_key), None);
 }
 
 #[test]
@@ -176,8 +175,8 @@ fn leftovers_of_a_crash_mid_snapshot_are_removed_at_start() {
     let all = users(12);
     let dir = TempDir::new("leftovers");
     let mem = MemoryStore::new(2);
-    for (id, doc) in &all[..8] {
-        put_into(&mem, *id, doc);
+    for user in &all[..8] {
+        put_into(&mem, user);
     }
     fs::write(dir.segment(1), log_of(&all[..4]).0).unwrap();
     fs::write(dir.segment(2), log_of(&all[4..8]).0).unwrap();
@@ -201,8 +200,8 @@ fn a_damaged_snapshot_refuses_to_start_and_salvage_rewrites_it() {
     let all = users(50);
     let dir = TempDir::new("snapdamage");
     let mem = MemoryStore::new(1);
-    for (id, doc) in &all {
-        put_into(&mem, *id, doc);
+    for user in &all {
+        put_into(&mem, user);
     }
     files::create_segment(&dir.dir(), 2).unwrap();
     snapshot_of(&dir, 2, &mem);
