@@ -19,8 +19,12 @@ use crate::store::{StoreError, UserStore, UserView, Write};
 use std::time::SystemTime;
 
 /// How often a change to a user is retried when a concurrent change got there first, before
-/// the caller is told the user is busy (each retry means another writer made progress).
-const MAX_ATTEMPTS: usize = 64;
+/// the caller is told the user is busy. Each retry means another writer made progress, so the
+/// loop cannot spin without the store moving on; but a loser gains no place in line, so with
+/// `n` clients changing one user at once a change fails after `k` attempts with odds of about
+/// `((n - 1) / n)^k`. At 1024 that is below one in ten million for 64 clients on one user,
+/// where 64 attempts failed one durable PATCH in 400 with 16.
+const MAX_ATTEMPTS: usize = 1024;
 
 /// The operations on users, over a store.
 pub struct Users<S> {
